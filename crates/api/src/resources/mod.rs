@@ -1,0 +1,21 @@
+//! Resource representations and the requests that create and change them.
+
+mod access;
+mod certificates;
+mod connectors;
+mod operations;
+mod organization;
+mod policies;
+
+pub use access::*;
+pub use certificates::*;
+pub use connectors::*;
+pub use operations::*;
+pub use organization::*;
+pub use policies::*;
+
+/// Serde helpers for RFC 3339 timestamps.
+pub mod ts {
+    pub use time::serde::rfc3339;
+    pub use time::serde::rfc3339::option;
+}

@@ -1,0 +1,84 @@
+//! The REST API under `/api/v1`: one module per resource, each owning its routes, and the
+//! OpenAPI document generated from them.
+
+pub mod access;
+pub mod audit;
+pub mod meta;
+pub mod organization;
+
+use axum::Json as AxumJson;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use certctl_api::{CursorPage, Page};
+use certctl_store::Listing;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "certctl API",
+        description = "Certificate lifecycle management: inventory, issuance, renewal, deployment, revocation, audit. \
+                       Every /api/v1 operation except version, auth/info and openapi.json takes `Authorization: Bearer <api key>`.",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&BearerAuth),
+    security(("bearerAuth" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearerAuth",
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("certctl API key")).build(),
+            ),
+        );
+    }
+}
+
+/// The routes that need an API key.
+fn protected() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(meta::protected_router())
+        .merge(organization::router())
+        .merge(access::router())
+        .merge(audit::router())
+}
+
+/// Every route, with authentication on the protected ones.
+pub fn router(state: AppState) -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(meta::public_router())
+        .merge(protected().route_layer(axum::middleware::from_fn_with_state(state, crate::auth::authenticate)))
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+}
+
+/// The OpenAPI document of the whole API, as served and committed.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
+        .merge(meta::public_router())
+        .merge(protected())
+        .into_openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc
+}
+
+/// Renders a store listing as the page or cursor envelope.
+pub fn listing<T: Serialize>(listing: Listing<T>) -> Response {
+    match listing {
+        Listing::Page { data, total, page, per_page } => AxumJson(Page { data, total, page, per_page }).into_response(),
+        Listing::Cursor { data, next_cursor, page_size } => {
+            AxumJson(CursorPage { data, next_cursor, page_size }).into_response()
+        }
+    }
+}

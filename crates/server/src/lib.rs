@@ -1,0 +1,199 @@
+//! certctl-server: the REST API, its state, and the process that serves it.
+
+pub mod api;
+pub mod audit_log;
+pub mod auth;
+pub mod bootstrap;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod extract;
+mod fsutil;
+pub mod secrets;
+pub mod seed;
+mod telemetry;
+pub mod tls;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use certctl_store::{Store, StoreOptions};
+
+use crate::audit_log::AuditLog;
+use crate::auth::Authenticator;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::secrets::SecretBox;
+
+pub use telemetry::init_logging;
+
+/// Everything handlers share; built once at start-up.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub auth: Arc<Authenticator>,
+    pub audit_log: AuditLog,
+    pub secrets: Arc<SecretBox>,
+    pub config: Arc<Config>,
+    pub started_at: time::OffsetDateTime,
+}
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Gives every request an ID (the caller's `X-Request-ID` when it is sane, else a new UUID),
+/// makes it available to error rendering, and returns it on the response.
+async fn request_id(req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let mut response = error::REQUEST_ID.scope(id.clone(), tracing::Instrument::instrument(next.run(req), span)).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(X_REQUEST_ID.clone(), v);
+    }
+    response
+}
+
+/// The complete HTTP application.
+pub fn router(state: AppState) -> Router {
+    let (api, _) = api::router(state.clone()).split_for_parts();
+    api.with_state(state)
+        .layer(axum::middleware::from_fn(request_id))
+        .layer(TraceLayer::new_for_http())
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        ))
+}
+
+/// Opens and migrates the store named by the configuration.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    if config.database_url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("CERTCTL_DATA_DIR: cannot create {}", config.data_dir.display()))?;
+    }
+    let options = StoreOptions { max_connections: config.database_max_connections, ..StoreOptions::default() };
+    let store = Store::connect(&config.database_url, &options)
+        .await
+        .with_context(|| format!("CERTCTL_DATABASE_URL: cannot open {}", redact_url(&config.database_url)))?;
+    store.migrate().await.context("database migration failed")?;
+    Ok(store)
+}
+
+/// The database URL without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Builds the state over an open store; the returned handle ends when the audit writer has
+/// drained after every clone of the state is dropped.
+pub fn build_state(
+    store: Store,
+    config: Config,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(AppState, tokio::task::JoinHandle<()>)> {
+    let secrets = SecretBox::load(config.encryption_key.as_deref(), &config.data_dir)?;
+    let (audit_log, writer) = AuditLog::start(store.clone(), clock.clone());
+    let state = AppState {
+        auth: Arc::new(Authenticator::new(store.clone())),
+        started_at: clock.now(),
+        store,
+        clock,
+        audit_log,
+        secrets: Arc::new(secrets),
+        config: Arc::new(config),
+    };
+    Ok((state, writer))
+}
+
+/// Runs the server until SIGINT or SIGTERM, then drains connections and the audit queue.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = open_store(&config).await?;
+    bootstrap::ensure_admin_key(&store, &config, clock.now()).await?;
+    let tls = tls::load(&config, clock.now())?;
+    let rustls_config =
+        axum_server::tls_rustls::RustlsConfig::from_pem(tls.cert_pem.into_bytes(), tls.key_pem.into_bytes())
+            .await
+            .context("the TLS certificate or key is not valid PEM")?;
+    let listen = config.listen;
+    let external_url = config.external_url.clone();
+    let (state, audit_writer) = build_state(store.clone(), config, clock)?;
+    let app = router(state);
+
+    let handle = axum_server::Handle::new();
+    let shutdown = handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: draining connections");
+        shutdown.graceful_shutdown(Some(Duration::from_secs(30)));
+    });
+    let server = axum_server::bind_rustls(listen, rustls_config).handle(handle.clone()).serve(app.into_make_service());
+    let serving = tokio::spawn(server);
+    let bound = handle.listening().await.with_context(|| format!("CERTCTL_LISTEN: cannot listen on {listen}"))?;
+    tracing::info!(address = %bound, url = %external_url, startup_ms = started.elapsed().as_millis() as u64, "certctl-server is listening");
+    println!("certctl-server listening on https://{bound} (dashboard and API at {external_url})");
+    serving.await.context("server task failed")?.context("server failed")?;
+    audit_writer.await.ok();
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        tokio::signal::ctrl_c().await.ok();
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_url_password_is_hidden() {
+        assert_eq!(super::redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(super::redact_url("sqlite://./data/x.db"), "sqlite://./data/x.db");
+    }
+}
