@@ -2,9 +2,15 @@
 //! OpenAPI document generated from them.
 
 pub mod access;
+pub mod agents;
 pub mod audit;
+pub mod certificates;
+pub mod issuers;
+pub mod jobs;
 pub mod meta;
 pub mod organization;
+pub mod profiles;
+pub mod targets;
 
 use axum::Json as AxumJson;
 use axum::response::{IntoResponse, Response};
@@ -51,6 +57,12 @@ fn protected() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(meta::protected_router())
         .merge(organization::router())
+        .merge(issuers::router())
+        .merge(targets::router())
+        .merge(agents::router())
+        .merge(profiles::router())
+        .merge(certificates::router())
+        .merge(jobs::router())
         .merge(access::router())
         .merge(audit::router())
 }
