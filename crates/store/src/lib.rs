@@ -20,6 +20,9 @@ pub mod paging;
 mod policies;
 mod sql;
 mod targets;
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod testing;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -32,6 +35,7 @@ use time::OffsetDateTime;
 
 pub use api_keys::{ApiKeyRecord, NewApiKey};
 pub use audit::{AuditEntry, AuditFilterParsed, ChainReport};
+pub use certificates::{CertificateFilter, CertificateListQuery, NewVersion};
 pub use common::Actor;
 pub use paging::{Listing, Paging};
 
