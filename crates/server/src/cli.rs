@@ -28,7 +28,11 @@ pub enum Command {
         command: AuditCommand,
     },
     /// Fill an empty store with demo teams, owners, issuers, targets, agents and certificates.
-    SeedDemo,
+    SeedDemo {
+        /// Number of managed certificates to create.
+        #[arg(long, default_value_t = 30)]
+        certificates: usize,
+    },
     /// Print the OpenAPI document.
     Openapi,
 }
@@ -91,9 +95,10 @@ pub async fn execute(command: Command, config: Config) -> anyhow::Result<ExitCod
                 }
             }
         }
-        Command::SeedDemo => {
+        Command::SeedDemo { certificates } => {
             let store = crate::open_store(&config).await?;
-            let summary = crate::seed::seed_demo(&store, SystemClock.now()).await?;
+            let secrets = crate::secrets::SecretBox::load(config.encryption_key.as_deref(), &config.data_dir)?;
+            let summary = crate::seed::seed_demo(&store, &secrets, certificates, SystemClock.now()).await?;
             store.close().await;
             println!("{summary}");
             Ok(ExitCode::SUCCESS)

@@ -23,7 +23,10 @@ const EXPIRES_EXPR: &str = "COALESCE(expires_at, 9223372036854775807)";
 const SORT_KEYS: &[(&[&str], SortKey)] = &[
     (&["createdAt", "created_at"], CREATED),
     (&["updatedAt", "updated_at"], SortKey { name: "updatedAt", expr: "updated_at", kind: KeyKind::Int }),
-    (&["notAfter", "expiresAt", "expires_at", "not_after"], SortKey { name: "expiresAt", expr: EXPIRES_EXPR, kind: KeyKind::Int }),
+    (
+        &["notAfter", "expiresAt", "expires_at", "not_after"],
+        SortKey { name: "expiresAt", expr: EXPIRES_EXPR, kind: KeyKind::Int },
+    ),
     (&["name"], SortKey { name: "name", expr: "name", kind: KeyKind::Text }),
     (&["commonName", "common_name"], SortKey { name: "commonName", expr: "common_name", kind: KeyKind::Text }),
     (&["status"], SortKey { name: "status", expr: "status", kind: KeyKind::Text }),
@@ -241,8 +244,10 @@ async fn target_ids_of(conn: &mut Conn<'_>, ids: &[&str]) -> Result<HashMap<Stri
 async fn fetch_certificate(conn: &mut Conn<'_>, id: &str) -> Result<ManagedCertificate> {
     let mut q = Sql::new(CERT_COLUMNS);
     q.push(" WHERE id = ").push_bind(id);
-    let row: CertRow =
-        q.fetch_optional(conn).await?.ok_or_else(|| StoreError::NotFound { resource: "certificate", id: id.to_owned() })?;
+    let row: CertRow = q
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| StoreError::NotFound { resource: "certificate", id: id.to_owned() })?;
     let mut targets = target_ids_of(conn, &[id]).await?;
     row.into_api(targets.remove(id).unwrap_or_default())
 }
@@ -270,7 +275,8 @@ async fn check_references(
         must_reference(conn, "renewal_policies", "renewal_policy_id", "renewal policy", v.as_str()).await?;
     }
     if let Some(v) = profile {
-        must_reference(conn, "certificate_profiles", "certificate_profile_id", "certificate profile", v.as_str()).await?;
+        must_reference(conn, "certificate_profiles", "certificate_profile_id", "certificate profile", v.as_str())
+            .await?;
     }
     for t in targets.unwrap_or_default() {
         must_reference(conn, "deployment_targets", "target_ids", "deployment target", t.as_str()).await?;
@@ -357,7 +363,11 @@ fn entry(actor: &Actor, action: &str, id: &str, details: serde_json::Value) -> A
 }
 
 impl Store {
-    pub async fn list_certificates(&self, query: &CertificateListQuery, paging: &Paging) -> Result<Listing<ManagedCertificate>> {
+    pub async fn list_certificates(
+        &self,
+        query: &CertificateListQuery,
+        paging: &Paging,
+    ) -> Result<Listing<ManagedCertificate>> {
         let mut c = self.reader().await?;
         let rows: Listing<CertRow> = paging::list(
             &mut c.conn(),
@@ -537,19 +547,23 @@ impl Store {
         let mut tx = self.begin().await?;
         must_exist(&mut tx.conn(), "managed_certificates", "certificate", id).await?;
         must_exist(&mut tx.conn(), "deployment_targets", "deployment target", target_id).await?;
-        let n = Sql::new("SELECT COUNT(*) FROM certificate_target_mappings WHERE certificate_id = $1 AND target_id = $2")
-            .arg(id)
-            .arg(target_id)
-            .fetch_i64(&mut tx.conn())
-            .await?;
-        if n == 0 {
-            Sql::new("INSERT INTO certificate_target_mappings (certificate_id, target_id, created_at) VALUES ($1, $2, $3)")
+        let n =
+            Sql::new("SELECT COUNT(*) FROM certificate_target_mappings WHERE certificate_id = $1 AND target_id = $2")
                 .arg(id)
                 .arg(target_id)
-                .arg(to_micros(now))
-                .execute(&mut tx.conn())
+                .fetch_i64(&mut tx.conn())
                 .await?;
-            append(&mut tx, &[entry(actor, "certificate_target_mapped", id, json!({ "target_id": target_id }))], now).await?;
+        if n == 0 {
+            Sql::new(
+                "INSERT INTO certificate_target_mappings (certificate_id, target_id, created_at) VALUES ($1, $2, $3)",
+            )
+            .arg(id)
+            .arg(target_id)
+            .arg(to_micros(now))
+            .execute(&mut tx.conn())
+            .await?;
+            append(&mut tx, &[entry(actor, "certificate_target_mapped", id, json!({ "target_id": target_id }))], now)
+                .await?;
         }
         tx.commit().await
     }
@@ -563,9 +577,13 @@ impl Store {
             .execute(&mut tx.conn())
             .await?;
         if n == 0 {
-            return Err(StoreError::NotFound { resource: "certificate target mapping", id: format!("{id}/{target_id}") });
+            return Err(StoreError::NotFound {
+                resource: "certificate target mapping",
+                id: format!("{id}/{target_id}"),
+            });
         }
-        append(&mut tx, &[entry(actor, "certificate_target_unmapped", id, json!({ "target_id": target_id }))], now).await?;
+        append(&mut tx, &[entry(actor, "certificate_target_unmapped", id, json!({ "target_id": target_id }))], now)
+            .await?;
         tx.commit().await
     }
 
@@ -668,5 +686,75 @@ impl Store {
         let mut c = self.reader().await?;
         must_exist(&mut c.conn(), "managed_certificates", "certificate", id).await?;
         Ok(target_ids_of(&mut c.conn(), &[id]).await?.remove(id).unwrap_or_default())
+    }
+}
+
+/// A certificate brought in whole (demo data, imports), with its lifecycle state.
+#[derive(Debug, Clone)]
+pub struct ImportedCertificate {
+    pub id: String,
+    pub name: String,
+    pub common_name: String,
+    pub sans: Vec<String>,
+    pub environment: String,
+    pub owner_id: String,
+    pub team_id: String,
+    pub issuer_id: String,
+    pub renewal_policy_id: String,
+    pub certificate_profile_id: Option<String>,
+    pub status: CertificateStatus,
+    pub expires_at: Option<OffsetDateTime>,
+    pub tags: std::collections::BTreeMap<String, String>,
+    pub source: String,
+    pub created_at: OffsetDateTime,
+}
+
+impl Store {
+    /// Inserts many certificates in one transaction, with one audit record each; any bad row
+    /// (duplicate name, unknown reference) rolls the whole batch back.
+    pub async fn import_certificates(
+        &self,
+        certs: &[ImportedCertificate],
+        actor: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<usize> {
+        let mut tx = self.begin().await?;
+        for chunk in certs.chunks(200) {
+            let mut q = Sql::new(
+                "INSERT INTO managed_certificates (id, name, common_name, sans, environment, owner_id, team_id, issuer_id, renewal_policy_id, certificate_profile_id, status, expires_at, tags, source, created_at, updated_at) VALUES ",
+            );
+            for (i, c) in chunk.iter().enumerate() {
+                if i > 0 {
+                    q.push(", ");
+                }
+                let ts = to_micros(c.created_at);
+                q.push("(").push_bind(c.id.as_str()).push(", ").push_bind(c.name.as_str());
+                q.push(", ").push_bind(c.common_name.as_str()).push(", ").push_bind(to_json(&c.sans));
+                q.push(", ").push_bind(c.environment.as_str()).push(", ").push_bind(c.owner_id.as_str());
+                q.push(", ").push_bind(c.team_id.as_str()).push(", ").push_bind(c.issuer_id.as_str());
+                q.push(", ")
+                    .push_bind(c.renewal_policy_id.as_str())
+                    .push(", ")
+                    .push_bind(c.certificate_profile_id.clone());
+                q.push(", ").push_bind(c.status.as_str()).push(", ").push_bind(c.expires_at.map(to_micros));
+                q.push(", ").push_bind(to_json(&c.tags)).push(", ").push_bind(c.source.as_str());
+                q.push(", ").push_bind(ts).push(", ").push_bind(ts).push(")");
+            }
+            q.execute(&mut tx.conn()).await?;
+            let entries: Vec<AuditEntry> = chunk
+                .iter()
+                .map(|c| {
+                    entry(
+                        actor,
+                        "certificate_imported",
+                        &c.id,
+                        json!({"name": c.name, "status": c.status, "source": c.source}),
+                    )
+                })
+                .collect();
+            append(&mut tx, &entries, now).await?;
+        }
+        tx.commit().await?;
+        Ok(certs.len())
     }
 }

@@ -18,6 +18,7 @@ mod jobs;
 mod organization;
 pub mod paging;
 mod policies;
+mod profiles;
 mod sql;
 mod targets;
 #[cfg(feature = "testing")]
@@ -33,11 +34,16 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{ConnectOptions, Postgres, Sqlite, Transaction};
 use time::OffsetDateTime;
 
+pub use agents::NewAgent;
 pub use api_keys::{ApiKeyRecord, NewApiKey};
 pub use audit::{AuditEntry, AuditFilterParsed, ChainReport};
-pub use certificates::{CertificateFilter, CertificateListQuery, NewVersion};
+pub use certificates::{CertificateFilter, CertificateListQuery, ImportedCertificate, NewVersion};
 pub use common::Actor;
+pub use issuers::{IssuerChanges, NewIssuer, SealedConfig};
+pub use jobs::{JobQuery, NewJob};
 pub use paging::{Listing, Paging};
+pub use policies::DEFAULT_RENEWAL_POLICY_ID;
+pub use targets::{NewTarget, TargetChanges};
 
 use sql::Conn;
 

@@ -9,8 +9,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use certctl_api::{
-    CertificateQuery, CertificateVersion, CreateCertificate, CursorPage, ErrorBody, ManagedCertificate, Page,
-    PageParams, UpdateCertificate,
+    CertificateDeployments, CertificateQuery, CertificateVersion, CreateCertificate, CursorPage, ErrorBody,
+    ManagedCertificate, Page, PageParams, UpdateCertificate,
 };
 use certctl_store::{CertificateListQuery, Listing};
 
@@ -25,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_certificates, create_certificate))
         .routes(routes!(get_certificate, update_certificate, archive_certificate))
         .routes(routes!(list_versions))
+        .routes(routes!(list_deployments))
         .routes(routes!(map_target, unmap_target))
 }
 
@@ -116,7 +117,11 @@ async fn create_certificate(
 /// Get a managed certificate.
 #[utoipa::path(get, path = "/api/v1/certificates/{id}", tag = "Certificates", responses(
     (status = 200, body = ManagedCertificate), (status = 404, body = ErrorBody)))]
-async fn get_certificate(_: Viewer, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Reply<ManagedCertificate>> {
+async fn get_certificate(
+    _: Viewer,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Reply<ManagedCertificate>> {
     Ok(Reply(s.store.certificate(&id).await?))
 }
 
@@ -136,7 +141,11 @@ async fn update_certificate(
 /// Archive a managed certificate (soft delete; history is kept).
 #[utoipa::path(delete, path = "/api/v1/certificates/{id}", tag = "Certificates", responses(
     (status = 204), (status = 404, body = ErrorBody)))]
-async fn archive_certificate(Operator(p): Operator, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn archive_certificate(
+    Operator(p): Operator,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     s.store.archive_certificate(&id, &p.actor(), s.clock.now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -151,6 +160,22 @@ async fn list_versions(
     Query(p): Query<PageParams>,
 ) -> ApiResult<Response> {
     Ok(listing(s.store.list_versions(&id, &paging(&p)?).await?))
+}
+
+/// The deployment targets the certificate is mapped to.
+#[utoipa::path(get, path = "/api/v1/certificates/{id}/deployments", tag = "Certificates", responses(
+    (status = 200, body = CertificateDeployments), (status = 404, body = ErrorBody)))]
+async fn list_deployments(
+    _: Viewer,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Reply<CertificateDeployments>> {
+    let mut data = Vec::new();
+    // A certificate maps to a handful of targets, so one lookup each stays cheap.
+    for target_id in s.store.certificate_target_ids(&id).await? {
+        data.push(s.store.target(&target_id).await?);
+    }
+    Ok(Reply(CertificateDeployments { total: data.len() as i64, data }))
 }
 
 /// Map the certificate to a deployment target (idempotent).
