@@ -73,7 +73,7 @@ impl Client {
         let status = resp.status();
         if status.is_success() {
             if status == StatusCode::NO_CONTENT {
-                return Ok(serde_json::from_value(serde_json::Value::Null).map_err(|_| unexpected_empty(status))?);
+                return serde_json::from_value(serde_json::Value::Null).map_err(|_| unexpected_empty(status));
             }
             return Ok(resp.json().await?);
         }

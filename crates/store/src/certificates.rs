@@ -447,7 +447,6 @@ impl Store {
             replace_mappings(&mut c, &id, targets, ts).await?;
         }
         let cert = fetch_certificate(&mut c, &id).await?;
-        drop(c);
         let details = json!({
             "name": cert.name, "common_name": cert.common_name, "sans": cert.sans, "owner_id": cert.owner_id,
             "team_id": cert.team_id, "issuer_id": cert.issuer_id, "target_ids": cert.target_ids, "source": source,
@@ -507,7 +506,6 @@ impl Store {
             replace_mappings(&mut c, id, targets, ts).await?;
         }
         let cert = fetch_certificate(&mut c, id).await?;
-        drop(c);
         let changed: Vec<&str> = [
             ("name", req.name.is_some()),
             ("common_name", req.common_name.is_some()),

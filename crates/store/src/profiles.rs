@@ -441,8 +441,7 @@ mod tests {
     fn duplicate_rules_and_ekus_collapse() {
         let mut p = profile();
         p.allowed_key_algorithms = vec![rule(KeyAlgorithm::Ecdsa, 0), rule(KeyAlgorithm::Ecdsa, 256)];
-        p.allowed_ekus =
-            vec![ExtendedKeyUsage::ClientAuth, ExtendedKeyUsage::ServerAuth, ExtendedKeyUsage::ClientAuth];
+        p.allowed_ekus = vec![ExtendedKeyUsage::ClientAuth, ExtendedKeyUsage::ServerAuth, ExtendedKeyUsage::ClientAuth];
         normalize_profile(&mut p).unwrap();
         assert_eq!(p.allowed_key_algorithms, vec![rule(KeyAlgorithm::Ecdsa, 256)]);
         assert_eq!(p.allowed_ekus, vec![ExtendedKeyUsage::ClientAuth, ExtendedKeyUsage::ServerAuth]);
@@ -493,5 +492,145 @@ mod tests {
             let err = normalize_profile(&mut p).unwrap_err();
             assert!(err.to_string().starts_with("required_san_patterns: [1]: "), "{bad}: {err}");
         }
+    }
+}
+
+/// Profiles and renewal policies against a real database, on each backend.
+#[cfg(all(test, feature = "testing"))]
+mod store_tests {
+    use certctl_api::{CreateRenewalPolicy, KeyMode, Name, ResourceId, SeverityTier, UpdateRenewalPolicy};
+
+    use super::*;
+    use crate::testing::TestDb;
+    use crate::{Backend, DEFAULT_RENEWAL_POLICY_ID};
+
+    fn create(name: &str) -> CreateProfile {
+        serde_json::from_value(json!({ "name": name })).unwrap()
+    }
+
+    fn policy(name: &str) -> CreateRenewalPolicy {
+        serde_json::from_value(json!({ "name": name })).unwrap()
+    }
+
+    async fn scenario(backend: Backend) {
+        let Some(db) = TestDb::new(backend).await else { return };
+        let store = db.store().await;
+        let actor = Actor::user("alice");
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+
+        let p = store.create_profile(&create("Web"), &actor, now).await.unwrap();
+        assert!(p.id.starts_with("prof-"));
+        assert_eq!(p, default_profile(p.id.clone(), "Web".into(), now));
+        assert!(matches!(store.create_profile(&create("Web"), &actor, now).await, Err(StoreError::Conflict(_))));
+        let bad: CreateProfile =
+            serde_json::from_value(json!({"name": "x", "allowed_key_algorithms": [{"algorithm": "RSA"}]})).unwrap();
+        assert!(matches!(
+            store.create_profile(&bad, &actor, now).await,
+            Err(StoreError::Invalid { field: "allowed_key_algorithms", .. })
+        ));
+
+        let short: UpdateProfile = serde_json::from_value(json!({"allow_short_lived": true})).unwrap();
+        assert!(matches!(
+            store.update_profile(&p.id, &short, &actor, now).await,
+            Err(StoreError::Invalid { field: "max_ttl_seconds", .. })
+        ));
+        let short: UpdateProfile = serde_json::from_value(json!({
+            "allow_short_lived": true, "max_ttl_seconds": 600, "key_mode": "server",
+            "allowed_ekus": ["clientAuth", "clientAuth"], "name": "Web short"
+        }))
+        .unwrap();
+        let later = now + time::Duration::seconds(5);
+        let u = store.update_profile(&p.id, &short, &actor, later).await.unwrap();
+        assert_eq!(
+            (u.name.as_str(), u.max_ttl_seconds, u.key_mode, u.allowed_ekus.clone(), u.updated_at, u.created_at),
+            ("Web short", 600, Some(KeyMode::Server), vec![ExtendedKeyUsage::ClientAuth], later, now)
+        );
+        assert_eq!(store.profile(&p.id).await.unwrap(), u);
+
+        let rp = store.create_renewal_policy(&policy("Web Servers!"), &actor, now).await.unwrap();
+        assert_eq!(rp, default_policy_for_test(&rp.id, "Web Servers!", now));
+        assert_eq!(rp.id, "rp-web-servers");
+        let rp2 = store.create_renewal_policy(&policy("web servers"), &actor, now).await.unwrap();
+        assert_eq!(rp2.id, "rp-web-servers-2");
+        assert!(matches!(
+            store.create_renewal_policy(&policy("web servers"), &actor, now).await,
+            Err(StoreError::Conflict(_))
+        ));
+        let mut with_profile = policy("Bound");
+        with_profile.id = Some(ResourceId::parse("bound").unwrap());
+        with_profile.certificate_profile_id = Some(ResourceId::parse("prof-missing").unwrap());
+        assert!(matches!(
+            store.create_renewal_policy(&with_profile, &actor, now).await,
+            Err(StoreError::InvalidReference { field: "certificate_profile_id", .. })
+        ));
+        with_profile.certificate_profile_id = Some(ResourceId::parse(p.id.clone()).unwrap());
+        with_profile.alert_thresholds_days = Some(vec![7, 60, 7]);
+        with_profile.alert_severity_map = Some([("7".to_owned(), SeverityTier::Critical)].into());
+        let bound = store.create_renewal_policy(&with_profile, &actor, now).await.unwrap();
+        assert_eq!((bound.id.as_str(), bound.alert_thresholds_days.clone()), ("bound", vec![60, 7]));
+        assert_eq!(store.renewal_policy("bound").await.unwrap(), bound);
+
+        let drop_seven: UpdateRenewalPolicy = serde_json::from_value(json!({"alert_thresholds_days": [30]})).unwrap();
+        assert!(matches!(
+            store.update_renewal_policy("bound", &drop_seven, &actor, now).await,
+            Err(StoreError::Invalid { field: "alert_severity_map", .. })
+        ));
+        let rename = UpdateRenewalPolicy {
+            name: Some(Name::parse("Bound 2").unwrap()),
+            ..serde_json::from_value(json!({"max_retries": 0, "auto_renew": false})).unwrap()
+        };
+        let b2 = store.update_renewal_policy("bound", &rename, &actor, later).await.unwrap();
+        assert_eq!((b2.name.as_str(), b2.max_retries, b2.auto_renew, b2.updated_at), ("Bound 2", 0, false, later));
+
+        match store.delete_profile(&p.id, &actor, now).await {
+            Err(StoreError::Conflict(m)) => assert!(m.contains("1 renewal policies"), "{m}"),
+            other => panic!("referenced profile deleted: {other:?}"),
+        }
+        store.delete_renewal_policy("bound", &actor, now).await.unwrap();
+        store.delete_profile(&p.id, &actor, now).await.unwrap();
+        assert!(matches!(store.profile(&p.id).await, Err(StoreError::NotFound { .. })));
+
+        let d = store.ensure_default_renewal_policy(&Actor::system(), now).await.unwrap();
+        assert_eq!(d, default_policy_for_test(DEFAULT_RENEWAL_POLICY_ID, "Default", now));
+        assert_eq!(store.ensure_default_renewal_policy(&Actor::system(), later).await.unwrap(), d);
+        let listed = store.list_renewal_policies(&Paging::Page { page: 1, per_page: 10 }).await.unwrap();
+        assert_eq!(listed.data().len(), 3);
+        let listed = store.list_profiles(&Paging::Cursor { cursor: None, size: 10 }).await.unwrap();
+        assert!(listed.data().is_empty());
+        // One record per successful change; the refused ones and the second ensure write none.
+        let filter = crate::AuditFilterParsed::default();
+        let audit = store.list_audit(&filter, &Paging::Page { page: 1, per_page: 1 }).await.unwrap();
+        match audit {
+            Listing::Page { total, .. } => assert_eq!(total, 9),
+            other => panic!("page mode returned {other:?}"),
+        }
+        db.cleanup().await;
+    }
+
+    fn default_policy_for_test(id: &str, name: &str, now: OffsetDateTime) -> certctl_api::RenewalPolicy {
+        certctl_api::RenewalPolicy {
+            id: id.into(),
+            name: name.into(),
+            renewal_window_days: 30,
+            auto_renew: true,
+            max_retries: 3,
+            retry_interval_seconds: 3600,
+            alert_thresholds_days: vec![30, 14, 7, 0],
+            alert_channels: Default::default(),
+            alert_severity_map: Default::default(),
+            certificate_profile_id: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[tokio::test]
+    async fn sqlite() {
+        scenario(Backend::Sqlite).await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        scenario(Backend::Postgres).await;
     }
 }

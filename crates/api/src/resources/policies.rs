@@ -13,6 +13,8 @@ use crate::{AcmeAuthMode, ExtendedKeyUsage, KeyAlgorithm, KeyMode, Name, Resourc
 #[serde(deny_unknown_fields)]
 pub struct KeyAlgorithmRule {
     pub algorithm: KeyAlgorithm,
+    /// RSA 2048–8192; ECDSA 256 or 384; Ed25519 256. 0 means the algorithm's minimum, except
+    /// for RSA.
     #[serde(default)]
     pub min_size: u32,
 }
@@ -58,17 +60,18 @@ macro_rules! profile_request {
             /// Default: ECDSA ≥ 256 and RSA ≥ 2048.
             #[serde(default)]
             pub allowed_key_algorithms: Option<Vec<KeyAlgorithmRule>>,
-            /// ≥ 0; 0 means the issuer's default.
+            /// 0 (the issuer's default) up to 100 years.
             #[serde(default)]
             pub max_ttl_seconds: Option<i64>,
-            /// Default `["serverAuth"]`.
+            /// Default `["serverAuth"]`; not empty; duplicates are collapsed.
             #[serde(default)]
             pub allowed_ekus: Option<Vec<ExtendedKeyUsage>>,
+            /// DNS names, each optionally starting with a `*.` wildcard label.
             #[serde(default)]
             pub required_san_patterns: Option<Vec<String>>,
             #[serde(default)]
             pub spiffe_uri_pattern: Option<String>,
-            /// When true, `max_ttl_seconds` must be below 3600.
+            /// When true, `max_ttl_seconds` must be between 1 and 3599.
             #[serde(default)]
             pub allow_short_lived: Option<bool>,
             #[serde(default)]
@@ -147,13 +150,17 @@ macro_rules! renewal_policy_request {
             /// 60–86400, default 3600.
             #[serde(default)]
             pub retry_interval_seconds: Option<i64>,
-            /// Each 0–365, default [30, 14, 7, 0].
+            /// Each 0–365, default [30, 14, 7, 0]; stored unique and descending.
             #[serde(default)]
             pub alert_thresholds_days: Option<Vec<i64>>,
+            /// Severity tier → non-empty channel names. Default `{}`.
             #[serde(default)]
             pub alert_channels: Option<BTreeMap<SeverityTier, Vec<String>>>,
+            /// Threshold in days → severity tier; every key must be one of the thresholds.
+            /// Default `{}`.
             #[serde(default)]
             pub alert_severity_map: Option<BTreeMap<String, SeverityTier>>,
+            /// An existing certificate profile.
             #[serde(default)]
             pub certificate_profile_id: Option<ResourceId>,
         }
