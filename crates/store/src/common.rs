@@ -76,13 +76,14 @@ pub(crate) async fn name_free(
     q.push("SELECT COUNT(*) FROM ").push(table).push(" WHERE name = ").push_bind(name);
     q.push(" AND id <> ").push_bind(except_id.unwrap_or(""));
     if q.fetch_i64(conn).await? > 0 {
-        Err(StoreError::Conflict(format!("a {resource} named '{name}' already exists")))
+        Err(StoreError::Conflict(format!("{resource} name '{name}' is already taken")))
     } else {
         Ok(())
     }
 }
 
-/// One kind of record that may point at a row: a `SELECT COUNT(*) … = $1` and its plural label.
+/// One kind of record that may point at a row: a `SELECT COUNT(*) … = $1` and its label
+/// (plural; the trailing "s" is dropped for a count of one).
 pub(crate) type Referrer = (&'static str, &'static str);
 
 /// `Conflict` naming every kind of record that still references `id`.
@@ -95,7 +96,9 @@ pub(crate) async fn not_referenced(
     let mut found = Vec::new();
     for (count_sql, label) in referrers {
         let n = Sql::new(count_sql).arg(id).fetch_i64(conn).await?;
-        if n > 0 {
+        if n == 1 {
+            found.push(format!("1 {}", label.strip_suffix('s').unwrap_or(label)));
+        } else if n > 1 {
             found.push(format!("{n} {label}"));
         }
     }

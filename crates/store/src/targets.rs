@@ -155,12 +155,7 @@ impl Store {
         row.map(|(sealed,)| sealed).ok_or_else(|| StoreError::NotFound { resource: "target", id: id.to_owned() })
     }
 
-    pub async fn create_target(
-        &self,
-        new: &NewTarget,
-        actor: &Actor,
-        now: OffsetDateTime,
-    ) -> Result<DeploymentTarget> {
+    pub async fn create_target(&self, new: &NewTarget, actor: &Actor, now: OffsetDateTime) -> Result<DeploymentTarget> {
         let mut tx = self.begin().await?;
         id_free(&mut tx.conn(), "deployment_targets", "target", &new.id).await?;
         must_be_live_agent(&mut tx.conn(), "agent_id", &new.agent_id).await?;
