@@ -142,6 +142,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = open_store(&config).await?;
     bootstrap::ensure_admin_key(&store, &config, clock.now()).await?;
+    store
+        .ensure_default_renewal_policy(&certctl_store::Actor::system(), clock.now())
+        .await
+        .context("cannot create the default renewal policy")?;
     let tls = tls::load(&config, clock.now())?;
     let rustls_config =
         axum_server::tls_rustls::RustlsConfig::from_pem(tls.cert_pem.into_bytes(), tls.key_pem.into_bytes())

@@ -137,16 +137,13 @@ pub async fn seed_demo(
         .context("demo profile")?;
         store.create_profile(&req, &actor, now).await?;
     }
-    for (id, label, window, thresholds) in [
-        ("rp-default", "Default", 30, vec![30, 14, 7, 0]),
-        ("rp-aggressive", "Aggressive", 45, vec![45, 30, 14, 7, 3, 0]),
-    ] {
-        let req: CreateRenewalPolicy = serde_json::from_value(json!({
-            "id": id, "name": label, "renewal_window_days": window, "alert_thresholds_days": thresholds,
-        }))
-        .context("demo renewal policy")?;
-        store.create_renewal_policy(&req, &actor, now).await?;
-    }
+    store.ensure_default_renewal_policy(&actor, now).await?;
+    let req: CreateRenewalPolicy = serde_json::from_value(json!({
+        "id": "rp-aggressive", "name": "Aggressive", "renewal_window_days": 45,
+        "alert_thresholds_days": [45, 30, 14, 7, 3, 0],
+    }))
+    .context("demo renewal policy")?;
+    store.create_renewal_policy(&req, &actor, now).await?;
     for (id, host, status) in AGENTS {
         let new = NewAgent {
             id: Some((*id).into()),
