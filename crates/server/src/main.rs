@@ -6,6 +6,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use certctl_server::cli;
+
+/// mimalloc keeps per-thread heaps: rows are built on SQLite's worker threads and freed on the
+/// runtime's, which makes the system allocator contend on its arena locks.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use certctl_server::config::RawSettings;
 
 #[derive(Parser)]

@@ -1,7 +1,5 @@
 //! Managed certificates, their versions and their target mappings.
 
-use std::collections::HashMap;
-
 use serde_json::json;
 use sqlx::FromRow;
 use time::OffsetDateTime;
@@ -175,9 +173,24 @@ struct CertRow {
     source: String,
     created_at: i64,
     updated_at: i64,
+    target_ids: String,
 }
 
-const CERT_COLUMNS: &str = "SELECT id, name, common_name, sans, environment, owner_id, team_id, issuer_id, renewal_policy_id, certificate_profile_id, status, expires_at, tags, last_renewal_at, last_deployment_at, revoked_at, revocation_reason, source, created_at, updated_at FROM managed_certificates";
+/// The certificate columns plus its target IDs as a JSON array, aggregated in the same query so
+/// a page costs one round trip. JSON aggregation is spelled differently per backend.
+const CERT_SELECT_SQLITE: &str = "SELECT id, name, common_name, sans, environment, owner_id, team_id, issuer_id, renewal_policy_id, certificate_profile_id, status, expires_at, tags, last_renewal_at, last_deployment_at, revoked_at, revocation_reason, source, created_at, updated_at, \
+     (SELECT json_group_array(target_id) FROM (SELECT target_id FROM certificate_target_mappings m WHERE m.certificate_id = managed_certificates.id ORDER BY target_id)) AS target_ids \
+     FROM managed_certificates";
+const CERT_SELECT_POSTGRES: &str = "SELECT id, name, common_name, sans, environment, owner_id, team_id, issuer_id, renewal_policy_id, certificate_profile_id, status, expires_at, tags, last_renewal_at, last_deployment_at, revoked_at, revocation_reason, source, created_at, updated_at, \
+     (SELECT COALESCE(json_agg(target_id ORDER BY target_id), '[]')::text FROM certificate_target_mappings m WHERE m.certificate_id = managed_certificates.id) AS target_ids \
+     FROM managed_certificates";
+
+fn cert_select(conn: &Conn<'_>) -> &'static str {
+    match conn.backend() {
+        crate::Backend::Sqlite => CERT_SELECT_SQLITE,
+        crate::Backend::Postgres => CERT_SELECT_POSTGRES,
+    }
+}
 
 impl Keyed for CertRow {
     fn id(&self) -> &str {
@@ -197,8 +210,9 @@ impl Keyed for CertRow {
 }
 
 impl CertRow {
-    fn into_api(self, target_ids: Vec<String>) -> Result<ManagedCertificate> {
+    fn into_api(self) -> Result<ManagedCertificate> {
         Ok(ManagedCertificate {
+            target_ids: parse_json("managed_certificates.target_ids", &self.target_ids)?,
             sans: parse_json("managed_certificates.sans", &self.sans)?,
             tags: parse_json("managed_certificates.tags", &self.tags)?,
             status: parse_enum("managed_certificates.status", &self.status)?,
@@ -209,7 +223,6 @@ impl CertRow {
             owner_id: self.owner_id,
             team_id: self.team_id,
             issuer_id: self.issuer_id,
-            target_ids,
             renewal_policy_id: self.renewal_policy_id,
             certificate_profile_id: self.certificate_profile_id,
             expires_at: opt_time(self.expires_at),
@@ -224,32 +237,14 @@ impl CertRow {
     }
 }
 
-/// Target IDs of each certificate in `ids`, in one query.
-async fn target_ids_of(conn: &mut Conn<'_>, ids: &[&str]) -> Result<HashMap<String, Vec<String>>> {
-    let mut map: HashMap<String, Vec<String>> = HashMap::new();
-    if ids.is_empty() {
-        return Ok(map);
-    }
-    let mut q = Sql::default();
-    q.push("SELECT certificate_id, target_id FROM certificate_target_mappings WHERE certificate_id IN ");
-    q.push_list(ids.iter().copied());
-    q.push(" ORDER BY certificate_id, target_id");
-    let rows: Vec<(String, String)> = q.fetch_all(conn).await?;
-    for (cert, target) in rows {
-        map.entry(cert).or_default().push(target);
-    }
-    Ok(map)
-}
-
 async fn fetch_certificate(conn: &mut Conn<'_>, id: &str) -> Result<ManagedCertificate> {
-    let mut q = Sql::new(CERT_COLUMNS);
+    let mut q = Sql::new(cert_select(conn));
     q.push(" WHERE id = ").push_bind(id);
     let row: CertRow = q
         .fetch_optional(conn)
         .await?
         .ok_or_else(|| StoreError::NotFound { resource: "certificate", id: id.to_owned() })?;
-    let mut targets = target_ids_of(conn, &[id]).await?;
-    row.into_api(targets.remove(id).unwrap_or_default())
+    row.into_api()
 }
 
 /// Checks every ID a certificate refers to, naming the field that is wrong.
@@ -369,21 +364,18 @@ impl Store {
         paging: &Paging,
     ) -> Result<Listing<ManagedCertificate>> {
         let mut c = self.reader().await?;
+        let mut conn = c.conn();
+        let select = cert_select(&conn);
         let rows: Listing<CertRow> = paging::list(
-            &mut c.conn(),
-            CERT_COLUMNS,
+            &mut conn,
+            select,
             "SELECT COUNT(*) FROM managed_certificates",
             |q| query.filter.apply(q),
             query.order,
             paging,
         )
         .await?;
-        let ids: Vec<&str> = rows.data().iter().map(|r| r.id.as_str()).collect();
-        let mut targets = target_ids_of(&mut c.conn(), &ids).await?;
-        rows.try_map(|r| {
-            let t = targets.remove(&r.id).unwrap_or_default();
-            r.into_api(t)
-        })
+        rows.try_map(CertRow::into_api)
     }
 
     /// Number of certificates matching `filter`.
@@ -683,7 +675,12 @@ impl Store {
     pub async fn certificate_target_ids(&self, id: &str) -> Result<Vec<String>> {
         let mut c = self.reader().await?;
         must_exist(&mut c.conn(), "managed_certificates", "certificate", id).await?;
-        Ok(target_ids_of(&mut c.conn(), &[id]).await?.remove(id).unwrap_or_default())
+        let rows: Vec<(String,)> =
+            Sql::new("SELECT target_id FROM certificate_target_mappings WHERE certificate_id = $1 ORDER BY target_id")
+                .arg(id)
+                .fetch_all(&mut c.conn())
+                .await?;
+        Ok(rows.into_iter().map(|(t,)| t).collect())
     }
 }
 

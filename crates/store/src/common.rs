@@ -86,6 +86,15 @@ pub(crate) async fn name_free(
 /// (plural; the trailing "s" is dropped for a count of one).
 pub(crate) type Referrer = (&'static str, &'static str);
 
+/// The singular of a plural label ("renewal policies" → "renewal policy").
+fn singular(label: &str) -> String {
+    if let Some(stem) = label.strip_suffix("ies") {
+        format!("{stem}y")
+    } else {
+        label.strip_suffix('s').unwrap_or(label).to_owned()
+    }
+}
+
 /// `Conflict` naming every kind of record that still references `id`.
 pub(crate) async fn not_referenced(
     conn: &mut Conn<'_>,
@@ -97,7 +106,7 @@ pub(crate) async fn not_referenced(
     for (count_sql, label) in referrers {
         let n = Sql::new(count_sql).arg(id).fetch_i64(conn).await?;
         if n == 1 {
-            found.push(format!("1 {}", label.strip_suffix('s').unwrap_or(label)));
+            found.push(format!("1 {}", singular(label)));
         } else if n > 1 {
             found.push(format!("{n} {label}"));
         }

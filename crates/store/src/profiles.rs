@@ -583,7 +583,7 @@ mod store_tests {
         assert_eq!((b2.name.as_str(), b2.max_retries, b2.auto_renew, b2.updated_at), ("Bound 2", 0, false, later));
 
         match store.delete_profile(&p.id, &actor, now).await {
-            Err(StoreError::Conflict(m)) => assert!(m.contains("1 renewal policies"), "{m}"),
+            Err(StoreError::Conflict(m)) => assert!(m.contains("1 renewal policy"), "{m}"),
             other => panic!("referenced profile deleted: {other:?}"),
         }
         store.delete_renewal_policy("bound", &actor, now).await.unwrap();

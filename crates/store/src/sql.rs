@@ -83,6 +83,15 @@ pub(crate) enum Conn<'a> {
     Postgres(&'a mut PgConnection),
 }
 
+impl Conn<'_> {
+    pub(crate) fn backend(&self) -> crate::Backend {
+        match self {
+            Conn::Sqlite(_) => crate::Backend::Sqlite,
+            Conn::Postgres(_) => crate::Backend::Postgres,
+        }
+    }
+}
+
 /// Rows decodable from both backends.
 pub(crate) trait Row: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
 impl<T> Row for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
@@ -126,18 +135,6 @@ impl Sql {
         self.text.push('$');
         self.text.push_str(&self.args.len().to_string());
         self
-    }
-
-    /// Appends `(v1, v2, …)` binding each value, for `IN` lists.
-    pub(crate) fn push_list<A: Into<Arg>>(&mut self, values: impl IntoIterator<Item = A>) -> &mut Self {
-        self.push("(");
-        for (i, v) in values.into_iter().enumerate() {
-            if i > 0 {
-                self.push(", ");
-            }
-            self.push_bind(v);
-        }
-        self.push(")")
     }
 
     pub(crate) async fn fetch_all<T: Row>(self, conn: &mut Conn<'_>) -> Result<Vec<T>, StoreError> {

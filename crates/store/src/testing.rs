@@ -74,6 +74,12 @@ impl TestDb {
             .execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .await
             .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
+        // Durability across a server crash is not under test; waiting for every commit to
+        // reach the disk would only make the suites slow.
+        admin
+            .execute(AssertSqlSafe(format!("ALTER DATABASE {name} SET synchronous_commit = off")))
+            .await
+            .unwrap_or_else(|e| panic!("cannot configure test database {name}: {e}"));
         admin.close().await.ok();
         let url = database_url(&admin_url, &name);
         Some(TestDb { backend: Backend::Postgres, url, dir: None, postgres: Some((admin_url, name)) })
@@ -117,13 +123,12 @@ impl Drop for TestDb {
         let Some((admin_url, name)) = self.postgres.take() else { return };
         // Drop may run inside a runtime (or during a panic), where blocking on a future is not
         // allowed; a thread with its own small runtime works in every context.
-        let dropped = std::thread::spawn(move || {
-            match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        let dropped =
+            std::thread::spawn(move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt.block_on(drop_database(&admin_url, &name)),
                 Err(e) => eprintln!("cannot drop test database {name}: no runtime: {e}"),
-            }
-        })
-        .join();
+            })
+            .join();
         if dropped.is_err() {
             eprintln!("dropping a test database panicked");
         }

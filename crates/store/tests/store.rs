@@ -1,0 +1,75 @@
+//! The store's integration suite: every test runs once on SQLite and once on PostgreSQL (when
+//! `CERTCTL_TEST_POSTGRES_URL` names a server), each on a database of its own.
+
+#[path = "store/api_keys.rs"]
+mod api_keys;
+#[path = "store/audit.rs"]
+mod audit;
+#[path = "store/organization.rs"]
+mod organization;
+#[path = "store/paging.rs"]
+mod paging;
+#[path = "store/restart.rs"]
+mod restart;
+#[path = "store/support.rs"]
+mod support;
+
+/// Instantiates each listed test once per backend, as `<backend>::<test>`.
+///
+/// `async` tests take `&TestDb` and get a fresh database (skipped when the backend is not
+/// available); `sync` tests take the `Backend` and manage databases themselves.
+macro_rules! backend_tests {
+    (backends: [$($backend:ident: $kind:expr),+ $(,)?], async: $async:tt, sync: $sync:tt $(,)?) => {
+        $( backend_tests!(@module $backend, $kind, $async, $sync); )+
+    };
+    (@module $backend:ident, $kind:expr, [$($am:ident::$af:ident),* $(,)?], [$($sm:ident::$sf:ident),* $(,)?]) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $af() {
+                    let Some(db) = certctl_store::testing::TestDb::new($kind).await else { return };
+                    crate::$am::$af(&db).await;
+                    db.cleanup().await;
+                }
+            )*
+            $(
+                #[test]
+                fn $sf() {
+                    crate::$sm::$sf($kind);
+                }
+            )*
+        }
+    };
+}
+
+backend_tests! {
+    backends: [sqlite: certctl_store::Backend::Sqlite, postgres: certctl_store::Backend::Postgres],
+    async: [
+        organization::team_crud,
+        organization::team_duplicates_conflict,
+        organization::team_unknown_id_is_not_found,
+        organization::owner_crud,
+        organization::owner_unknown_team_is_invalid_reference,
+        organization::referenced_team_cannot_be_deleted,
+        organization::times_keep_microseconds,
+        api_keys::api_key_lifecycle,
+        api_keys::api_key_duplicates_conflict,
+        audit::every_mutation_writes_one_audit_row,
+        audit::failed_mutations_write_no_audit_row,
+        audit::database_rejects_update_and_delete_of_audit_rows,
+        audit::chain_verifies_after_many_appends,
+        audit::concurrent_appends_keep_one_chain,
+        audit::altered_row_is_detected,
+        audit::rehashed_row_is_detected_at_the_next_link,
+        audit::deleted_row_is_detected,
+        audit::audit_list_filters_and_lookup,
+        paging::page_mode_reports_totals,
+        paging::cursor_mode_walks_every_row,
+        paging::cursor_mode_breaks_ties_by_id,
+        paging::bad_cursor_is_invalid,
+        restart::data_survives_reconnect,
+    ],
+    sync: [
+        paging::cursor_walk_during_inserts_sees_every_row_once,
+    ],
+}
