@@ -135,16 +135,18 @@ pub async fn authenticate(State(state): State<AppState>, req: Request, next: Nex
         },
         Err(e) => return e.into_response(),
     };
-    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(b) => b,
-        Err(_) => return ApiError::PayloadTooLarge(MAX_BODY_BYTES).into_response(),
-    };
-    let body_sha256 = (!bytes.is_empty()).then(|| hex::encode(digest::digest(&digest::SHA256, &bytes)));
+    let at = state.clock.now();
     let method = parts.method.clone();
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().map(str::to_owned);
-    parts.extensions.insert(principal.clone());
-    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let (response, body_sha256) = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => {
+            let hash = (!bytes.is_empty()).then(|| hex::encode(digest::digest(&digest::SHA256, &bytes)));
+            parts.extensions.insert(principal.clone());
+            (next.run(Request::from_parts(parts, Body::from(bytes))).await, hash)
+        }
+        Err(_) => (ApiError::PayloadTooLarge(MAX_BODY_BYTES).into_response(), None),
+    };
     let details = json!({
         "method": method.as_str(),
         "path": path,
@@ -153,6 +155,8 @@ pub async fn authenticate(State(state): State<AppState>, req: Request, next: Nex
         "latency_ms": started.elapsed().as_secs_f64() * 1000.0,
         "body_sha256": body_sha256,
         "request_id": crate::error::current_request_id(),
+        // The record joins the chain a moment later, in a batch; this is when the call came in.
+        "received_at": at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
     });
     let entry = AuditEntry::new(
         principal.name.clone(),

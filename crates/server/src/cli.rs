@@ -84,6 +84,11 @@ pub async fn execute(command: Command, config: Config) -> anyhow::Result<ExitCod
             match report.first_broken {
                 None => {
                     println!("audit chain intact: {} records verified", report.checked);
+                    // Printing the head lets an operator anchor it elsewhere: a chain cannot by
+                    // itself reveal records cut from its end.
+                    if let Some((seq, hash)) = &report.head {
+                        println!("head: record {seq}, hash {hash}");
+                    }
                     Ok(ExitCode::SUCCESS)
                 }
                 Some((seq, reason)) => {

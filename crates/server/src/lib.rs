@@ -74,7 +74,8 @@ async fn request_id(req: Request, next: Next) -> Response {
 /// The complete HTTP application.
 pub fn router(state: AppState) -> Router {
     let (api, _) = api::router(state.clone()).split_for_parts();
-    api.with_state(state)
+    api.method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
+        .with_state(state)
         .layer(axum::middleware::from_fn(request_id))
         .layer(TraceLayer::new_for_http())
         .layer(SetResponseHeaderLayer::if_not_present(

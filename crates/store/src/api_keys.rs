@@ -135,8 +135,20 @@ impl Store {
     pub async fn delete_api_key(&self, id: &str, actor: &Actor, now: OffsetDateTime) -> Result<String> {
         let mut tx = self.begin().await?;
         must_exist(&mut tx.conn(), "api_keys", "API key", id).await?;
-        let (hash, name): (String, String) =
-            Sql::new("SELECT key_hash, name FROM api_keys WHERE id = $1").arg(id).fetch_one(&mut tx.conn()).await?;
+        let (hash, name, role): (String, String, String) =
+            Sql::new("SELECT key_hash, name, role FROM api_keys WHERE id = $1")
+                .arg(id)
+                .fetch_one(&mut tx.conn())
+                .await?;
+        if role == Role::Admin.as_str() {
+            let admins =
+                Sql::new("SELECT COUNT(*) FROM api_keys WHERE role = 'admin'").fetch_i64(&mut tx.conn()).await?;
+            if admins <= 1 {
+                return Err(crate::StoreError::Conflict(format!(
+                    "API key '{name}' is the last admin key; create another admin key before deleting it"
+                )));
+            }
+        }
         Sql::new("DELETE FROM api_keys WHERE id = $1").arg(id).execute(&mut tx.conn()).await?;
         let entry =
             AuditEntry::new(actor.name.clone(), actor.kind, "api_key_deleted", "api_key", id, json!({"name": name}));

@@ -61,6 +61,8 @@ pub struct ChainReport {
     pub checked: u64,
     /// The first record whose link or hash does not match, with the reason.
     pub first_broken: Option<(i64, String)>,
+    /// The last verified record's sequence number and hash.
+    pub head: Option<(i64, String)>,
 }
 
 #[derive(Debug, FromRow)]
@@ -140,6 +142,8 @@ pub async fn append(tx: &mut Tx, entries: &[AuditEntry], now: OffsetDateTime) ->
     let head: Option<(i64, String)> =
         Sql::new("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetch_optional(&mut tx.conn()).await?;
     let (mut seq, mut prev) = head.unwrap_or((0, GENESIS_HASH.to_owned()));
+    // Records are stamped with the time they join the chain, so timestamps never decrease
+    // along it.
     let ts = to_micros(now);
     for chunk in entries.chunks(50) {
         let mut q = Sql::new(
@@ -243,7 +247,8 @@ impl Store {
             .fetch_all(&mut c.conn())
             .await?;
             if rows.is_empty() {
-                return Ok(ChainReport { checked, first_broken: None });
+                let head = (checked > 0).then(|| (expected_seq - 1, prev_hash));
+                return Ok(ChainReport { checked, first_broken: None, head });
             }
             for row in rows {
                 let broken = if row.seq != expected_seq {
@@ -256,7 +261,8 @@ impl Store {
                     None
                 };
                 if let Some(reason) = broken {
-                    return Ok(ChainReport { checked, first_broken: Some((row.seq, reason)) });
+                    let head = (checked > 0).then(|| (expected_seq - 1, prev_hash));
+                    return Ok(ChainReport { checked, first_broken: Some((row.seq, reason)), head });
                 }
                 checked += 1;
                 expected_seq += 1;

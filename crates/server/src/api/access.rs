@@ -13,7 +13,7 @@ use certctl_store::NewApiKey;
 use super::listing;
 use crate::AppState;
 use crate::auth::{Admin, generate_key, hash_key};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query, paging};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -46,8 +46,12 @@ async fn create_key(
 
 /// Delete an API key; it stops working at once on this server and within seconds on others.
 #[utoipa::path(delete, path = "/api/v1/apikeys/{id}", tag = "API Keys", responses(
-    (status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    (status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 409, body = ErrorBody, description = "The key is the caller's own or the last admin key")))]
 async fn delete_key(Admin(p): Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    if id == p.key_id {
+        return Err(ApiError::Conflict("an API key cannot delete itself; use another admin key".into()));
+    }
     let hash = s.store.delete_api_key(&id, &p.actor(), s.clock.now()).await?;
     s.auth.forget(&hash);
     Ok(StatusCode::NO_CONTENT)

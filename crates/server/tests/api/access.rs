@@ -75,3 +75,26 @@ async fn key_input_errors() {
     app.delete("/api/v1/apikeys/missing", &app.admin).await.expect(404, Some("not_found"));
     assert_eq!(app.get("/api/v1/apikeys", &app.admin).await.json["total"], 3);
 }
+
+#[tokio::test]
+async fn admins_cannot_lock_themselves_out() {
+    let app = TestApp::new().await;
+    let keys = app.get("/api/v1/apikeys", &app.admin).await;
+    let admin_id = keys.json["data"].as_array().unwrap().iter().find(|k| k["name"] == "admin").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A key cannot delete itself.
+    let r = app.delete(&format!("/api/v1/apikeys/{admin_id}"), &app.admin).await;
+    r.expect(409, Some("conflict"));
+    assert!(r.json["message"].as_str().unwrap().contains("cannot delete itself"));
+    // Another admin may delete it; the survivor is then the last admin and cannot delete itself.
+    let second = app.post_json("/api/v1/apikeys", &app.admin, &json!({"name": "second", "role": "admin"})).await;
+    let second_key = second.json["key"].as_str().unwrap().to_owned();
+    let second_id = second.json["id"].as_str().unwrap().to_owned();
+    app.delete(&format!("/api/v1/apikeys/{admin_id}"), &second_key).await.expect(204, None);
+    let r = app.delete(&format!("/api/v1/apikeys/{second_id}"), &app.admin).await;
+    assert_eq!(r.status, 401, "the deleted key no longer authenticates");
+    let r = app.delete(&format!("/api/v1/apikeys/{second_id}"), &second_key).await;
+    r.expect(409, Some("conflict"));
+}

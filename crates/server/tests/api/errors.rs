@@ -95,3 +95,10 @@ async fn wrong_method_is_405() {
     let r = app.delete("/api/v1/teams", &app.admin).await;
     assert_eq!(r.status, 405);
 }
+
+#[tokio::test]
+async fn wrong_method_has_a_json_body() {
+    let app = TestApp::new().await;
+    let r = app.delete("/api/v1/teams", &app.admin).await;
+    r.expect(405, Some("method_not_allowed"));
+}
