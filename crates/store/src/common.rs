@@ -2,9 +2,12 @@
 //! turned into an error that names the field or the referencing records.
 
 use certctl_api::ActorType;
+use serde_json::json;
+use time::OffsetDateTime;
 
+use crate::audit::{AuditEntry, append};
 use crate::sql::{Conn, Sql};
-use crate::{Result, StoreError};
+use crate::{Result, Store, StoreError};
 
 /// Who is making a change, for its audit record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,4 +130,38 @@ pub fn parse_time_param(field: &'static str, value: Option<&str>) -> Result<Opti
                 .map_err(|_| StoreError::Invalid { field, message: format!("'{v}' is not an RFC 3339 time") })
         })
         .transpose()
+}
+
+/// A resource that can be deleted outright once nothing refers to it.
+pub(crate) struct Deletable {
+    /// Table holding the rows.
+    pub table: &'static str,
+    /// Name in messages, e.g. "renewal policy".
+    pub resource: &'static str,
+    /// Audit resource type, e.g. "renewal_policy"; the action is `<kind>_deleted`.
+    pub kind: &'static str,
+    /// Who may still refer to a row.
+    pub referrers: &'static [Referrer],
+}
+
+impl Store {
+    /// Deletes row `id` of `what` with its audit record, or says what still refers to it.
+    pub(crate) async fn delete_unreferenced(
+        &self,
+        what: &Deletable,
+        id: &str,
+        actor: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        must_exist(&mut tx.conn(), what.table, what.resource, id).await?;
+        not_referenced(&mut tx.conn(), what.resource, id, what.referrers).await?;
+        let mut q = Sql::default();
+        q.push("DELETE FROM ").push(what.table).push(" WHERE id = ").push_bind(id);
+        q.execute(&mut tx.conn()).await?;
+        let entry =
+            AuditEntry::new(actor.name.clone(), actor.kind, format!("{}_deleted", what.kind), what.kind, id, json!({}));
+        append(&mut tx, &[entry], now).await?;
+        tx.commit().await
+    }
 }

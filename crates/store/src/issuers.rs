@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use certctl_api::{Issuer, IssuerType, Name};
 
 use crate::audit::{AuditEntry, append};
-use crate::common::{Actor, id_free, must_exist, name_free, not_referenced};
+use crate::common::{Actor, Deletable, id_free, must_exist, name_free};
 use crate::paging::{self, CREATED, Keyed, Listing, Order, Paging, SortValue};
 use crate::sql::{Conn, Sql};
 use crate::{Result, Store, StoreError, from_micros, opt_time, parse_enum, parse_json, to_json, to_micros};
@@ -221,17 +221,12 @@ impl Store {
     }
 
     pub async fn delete_issuer(&self, id: &str, actor: &Actor, now: OffsetDateTime) -> Result<()> {
-        let mut tx = self.begin().await?;
-        must_exist(&mut tx.conn(), "issuers", "issuer", id).await?;
-        not_referenced(
-            &mut tx.conn(),
-            "issuer",
-            id,
-            &[("SELECT COUNT(*) FROM managed_certificates WHERE issuer_id = $1", "certificates")],
-        )
-        .await?;
-        Sql::new("DELETE FROM issuers WHERE id = $1").arg(id).execute(&mut tx.conn()).await?;
-        append(&mut tx, &[audit(actor, "issuer_deleted", id, json!({}))], now).await?;
-        tx.commit().await
+        const ISSUER: Deletable = Deletable {
+            table: "issuers",
+            resource: "issuer",
+            kind: "issuer",
+            referrers: &[("SELECT COUNT(*) FROM managed_certificates WHERE issuer_id = $1", "certificates")],
+        };
+        self.delete_unreferenced(&ISSUER, id, actor, now).await
     }
 }

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use certctl_api::{CreateOwner, CreateTeam, Owner, Team, UpdateOwner, UpdateTeam};
 
 use crate::audit::{AuditEntry, append};
-use crate::common::{Actor, id_free, must_exist, must_reference, name_free, not_referenced};
+use crate::common::{Actor, Deletable, id_free, must_exist, must_reference, name_free};
 use crate::paging::{self, CREATED, Keyed, Listing, Order, Paging, SortValue};
 use crate::sql::Sql;
 use crate::{Result, Store, StoreError, from_micros, new_id, to_micros};
@@ -150,21 +150,16 @@ impl Store {
     }
 
     pub async fn delete_team(&self, id: &str, actor: &Actor, now: OffsetDateTime) -> Result<()> {
-        let mut tx = self.begin().await?;
-        must_exist(&mut tx.conn(), "teams", "team", id).await?;
-        not_referenced(
-            &mut tx.conn(),
-            "team",
-            id,
-            &[
+        const TEAM: Deletable = Deletable {
+            table: "teams",
+            resource: "team",
+            kind: "team",
+            referrers: &[
                 ("SELECT COUNT(*) FROM owners WHERE team_id = $1", "owners"),
                 ("SELECT COUNT(*) FROM managed_certificates WHERE team_id = $1", "certificates"),
             ],
-        )
-        .await?;
-        Sql::new("DELETE FROM teams WHERE id = $1").arg(id).execute(&mut tx.conn()).await?;
-        append(&mut tx, &[audit(actor, "team_deleted", "team", id, json!({}))], now).await?;
-        tx.commit().await
+        };
+        self.delete_unreferenced(&TEAM, id, actor, now).await
     }
 
     pub async fn list_owners(&self, team_id: Option<&str>, paging: &Paging) -> Result<Listing<Owner>> {
@@ -240,17 +235,12 @@ impl Store {
     }
 
     pub async fn delete_owner(&self, id: &str, actor: &Actor, now: OffsetDateTime) -> Result<()> {
-        let mut tx = self.begin().await?;
-        must_exist(&mut tx.conn(), "owners", "owner", id).await?;
-        not_referenced(
-            &mut tx.conn(),
-            "owner",
-            id,
-            &[("SELECT COUNT(*) FROM managed_certificates WHERE owner_id = $1", "certificates")],
-        )
-        .await?;
-        Sql::new("DELETE FROM owners WHERE id = $1").arg(id).execute(&mut tx.conn()).await?;
-        append(&mut tx, &[audit(actor, "owner_deleted", "owner", id, json!({}))], now).await?;
-        tx.commit().await
+        const OWNER: Deletable = Deletable {
+            table: "owners",
+            resource: "owner",
+            kind: "owner",
+            referrers: &[("SELECT COUNT(*) FROM managed_certificates WHERE owner_id = $1", "certificates")],
+        };
+        self.delete_unreferenced(&OWNER, id, actor, now).await
     }
 }

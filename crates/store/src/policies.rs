@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use certctl_api::{CreateRenewalPolicy, RenewalPolicy, SeverityTier, UpdateRenewalPolicy};
 
 use crate::audit::{AuditEntry, append};
-use crate::common::{Actor, exists, id_free, must_reference, name_free, not_referenced};
+use crate::common::{Actor, Deletable, exists, id_free, must_reference, name_free};
 use crate::paging::{self, CREATED, Keyed, Listing, Order, Paging, SortValue};
 use crate::sql::{Conn, Sql};
 use crate::{Result, Store, StoreError, from_micros, new_id, parse_json, to_json, to_micros};
@@ -382,18 +382,13 @@ impl Store {
 
     /// Deletes a policy that no certificate uses.
     pub async fn delete_renewal_policy(&self, id: &str, actor: &Actor, now: OffsetDateTime) -> Result<()> {
-        let mut tx = self.begin().await?;
-        policy_in(&mut tx.conn(), id).await?;
-        not_referenced(
-            &mut tx.conn(),
-            "renewal policy",
-            id,
-            &[("SELECT COUNT(*) FROM managed_certificates WHERE renewal_policy_id = $1", "certificates")],
-        )
-        .await?;
-        Sql::new("DELETE FROM renewal_policies WHERE id = $1").arg(id).execute(&mut tx.conn()).await?;
-        append(&mut tx, &[audit(actor, "renewal_policy_deleted", id, json!({}))], now).await?;
-        tx.commit().await
+        const POLICY: Deletable = Deletable {
+            table: "renewal_policies",
+            resource: "renewal policy",
+            kind: "renewal_policy",
+            referrers: &[("SELECT COUNT(*) FROM managed_certificates WHERE renewal_policy_id = $1", "certificates")],
+        };
+        self.delete_unreferenced(&POLICY, id, actor, now).await
     }
 
     /// Creates `rp-default` with the default settings unless it exists, and returns it. Safe to

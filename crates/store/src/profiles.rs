@@ -10,7 +10,7 @@ use certctl_api::{
 };
 
 use crate::audit::{AuditEntry, append};
-use crate::common::{Actor, id_free, must_exist, name_free, not_referenced};
+use crate::common::{Actor, Deletable, id_free, name_free};
 use crate::paging::{self, CREATED, Keyed, Listing, Order, Paging, SortValue};
 use crate::sql::{Conn, Sql};
 use crate::{Result, Store, StoreError, from_micros, new_id, parse_enum, parse_json, to_json, to_micros};
@@ -351,21 +351,16 @@ impl Store {
 
     /// Deletes a profile that no certificate or renewal policy references.
     pub async fn delete_profile(&self, id: &str, actor: &Actor, now: OffsetDateTime) -> Result<()> {
-        let mut tx = self.begin().await?;
-        must_exist(&mut tx.conn(), "certificate_profiles", "certificate profile", id).await?;
-        not_referenced(
-            &mut tx.conn(),
-            "certificate profile",
-            id,
-            &[
+        const PROFILE: Deletable = Deletable {
+            table: "certificate_profiles",
+            resource: "certificate profile",
+            kind: "certificate_profile",
+            referrers: &[
                 ("SELECT COUNT(*) FROM managed_certificates WHERE certificate_profile_id = $1", "certificates"),
                 ("SELECT COUNT(*) FROM renewal_policies WHERE certificate_profile_id = $1", "renewal policies"),
             ],
-        )
-        .await?;
-        Sql::new("DELETE FROM certificate_profiles WHERE id = $1").arg(id).execute(&mut tx.conn()).await?;
-        append(&mut tx, &[audit(actor, "certificate_profile_deleted", id, json!({}))], now).await?;
-        tx.commit().await
+        };
+        self.delete_unreferenced(&PROFILE, id, actor, now).await
     }
 }
 

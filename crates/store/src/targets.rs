@@ -9,7 +9,7 @@ use certctl_api::{DeploymentTarget, Name, TargetType};
 
 use crate::agents::must_be_live_agent;
 use crate::audit::{AuditEntry, append};
-use crate::common::{Actor, id_free, must_exist, not_referenced};
+use crate::common::{Actor, Deletable, id_free};
 use crate::issuers::{SealedConfig, push_config_guard, push_config_update};
 use crate::paging::{self, CREATED, Keyed, Listing, Order, Paging, SortValue};
 use crate::sql::{Conn, Sql};
@@ -240,20 +240,15 @@ impl Store {
 
     /// Deletes a target no certificate is mapped to and no unfinished job needs.
     pub async fn delete_target(&self, id: &str, actor: &Actor, now: OffsetDateTime) -> Result<()> {
-        let mut tx = self.begin().await?;
-        must_exist(&mut tx.conn(), "deployment_targets", "target", id).await?;
-        not_referenced(
-            &mut tx.conn(),
-            "target",
-            id,
-            &[
+        const TARGET: Deletable = Deletable {
+            table: "deployment_targets",
+            resource: "target",
+            kind: "target",
+            referrers: &[
                 ("SELECT COUNT(*) FROM certificate_target_mappings WHERE target_id = $1", "certificates"),
                 (ACTIVE_JOBS, "unfinished jobs"),
             ],
-        )
-        .await?;
-        Sql::new("DELETE FROM deployment_targets WHERE id = $1").arg(id).execute(&mut tx.conn()).await?;
-        append(&mut tx, &[audit(actor, "target_deleted", id, json!({}))], now).await?;
-        tx.commit().await
+        };
+        self.delete_unreferenced(&TARGET, id, actor, now).await
     }
 }
