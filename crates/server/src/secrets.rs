@@ -136,20 +136,28 @@ pub fn is_secret_key(key: &str) -> bool {
     WORDS.iter().any(|w| k.contains(w)) || k == "key" || k.ends_with("_key")
 }
 
-/// A copy of `config` with every secret value replaced by `********`, recursively.
+/// A copy of `config` with every value under a secret key, whatever its shape, replaced by
+/// `********`; other objects and arrays are searched recursively.
 pub fn redact(config: &Map<String, Value>) -> Map<String, Value> {
     config
         .iter()
         .map(|(k, v)| {
             let v = match v {
-                Value::Object(inner) => Value::Object(redact(inner)),
                 Value::Null => Value::Null,
                 _ if is_secret_key(k) => Value::String(REDACTED.to_owned()),
-                other => other.clone(),
+                other => redact_value(other),
             };
             (k.clone(), v)
         })
         .collect()
+}
+
+fn redact_value(v: &Value) -> Value {
+    match v {
+        Value::Object(inner) => Value::Object(redact(inner)),
+        Value::Array(items) => Value::Array(items.iter().map(redact_value).collect()),
+        other => other.clone(),
+    }
 }
 
 /// `incoming` with every `********` value replaced by the value stored under the same path.
@@ -167,16 +175,37 @@ pub fn merge_redacted(
                 .get(k)
                 .cloned()
                 .ok_or_else(|| format!("config.{field}: '{REDACTED}' given but no value is stored"))?,
-            Value::Object(inner) => {
-                let empty = Map::new();
-                let stored_inner = stored.get(k).and_then(Value::as_object).unwrap_or(&empty);
-                Value::Object(merge_redacted(inner, stored_inner, &field)?)
-            }
-            other => other.clone(),
+            other => merge_value(other, stored.get(k), &field)?,
         };
         out.insert(k.clone(), merged);
     }
     Ok(out)
+}
+
+/// Merges placeholders inside objects and arrays (array elements by position).
+fn merge_value(incoming: &Value, stored: Option<&Value>, field: &str) -> Result<Value, String> {
+    Ok(match incoming {
+        Value::Object(inner) => {
+            let empty = Map::new();
+            let stored_inner = stored.and_then(Value::as_object).unwrap_or(&empty);
+            Value::Object(merge_redacted(inner, stored_inner, field)?)
+        }
+        Value::Array(items) => {
+            let stored_items = stored.and_then(Value::as_array);
+            let merged = items.iter().enumerate().map(|(i, item)| {
+                let field = format!("{field}[{i}]");
+                match item {
+                    Value::String(s) if s == REDACTED => stored_items
+                        .and_then(|a| a.get(i))
+                        .cloned()
+                        .ok_or_else(|| format!("config.{field}: '{REDACTED}' given but no value is stored")),
+                    other => merge_value(other, stored_items.and_then(|a| a.get(i)), &field),
+                }
+            });
+            Value::Array(merged.collect::<Result<_, _>>()?)
+        }
+        other => other.clone(),
+    })
 }
 
 #[cfg(test)]
