@@ -4,16 +4,30 @@
 
 #[path = "api/access.rs"]
 mod access;
+#[path = "api/agents.rs"]
+mod agents;
 #[path = "api/audit.rs"]
 mod audit;
 #[path = "api/backends.rs"]
 mod backends;
 #[path = "api/bootstrap.rs"]
 mod bootstrap;
+#[path = "api/certificate_list.rs"]
+mod certificate_list;
+#[path = "api/certificates.rs"]
+mod certificates;
 #[path = "api/errors.rs"]
 mod errors;
+#[path = "api/fixtures.rs"]
+mod fixtures;
 #[path = "api/harness.rs"]
 mod harness;
+#[path = "api/issuers.rs"]
+mod issuers;
+#[path = "api/jobs.rs"]
+mod jobs;
+#[path = "api/lifecycle_audit.rs"]
+mod lifecycle_audit;
 #[path = "api/meta.rs"]
 mod meta;
 #[path = "api/openapi.rs"]
@@ -22,3 +36,9 @@ mod openapi;
 mod organization;
 #[path = "api/process.rs"]
 mod process;
+#[path = "api/profiles.rs"]
+mod profiles;
+#[path = "api/resource_roles.rs"]
+mod resource_roles;
+#[path = "api/targets.rs"]
+mod targets;

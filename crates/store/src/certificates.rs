@@ -519,15 +519,21 @@ impl Store {
         Ok(cert)
     }
 
-    /// Soft-deletes: the certificate becomes `Archived` and keeps its history.
+    /// Soft-deletes: the certificate becomes `Archived` and keeps its history. Archiving twice
+    /// is a no-op.
     pub async fn archive_certificate(&self, id: &str, actor: &Actor, now: OffsetDateTime) -> Result<()> {
         let mut tx = self.begin().await?;
         must_exist(&mut tx.conn(), "managed_certificates", "certificate", id).await?;
-        Sql::new("UPDATE managed_certificates SET status = 'Archived', updated_at = $2 WHERE id = $1")
-            .arg(id)
-            .arg(to_micros(now))
-            .execute(&mut tx.conn())
-            .await?;
+        let changed =
+            Sql::new("UPDATE managed_certificates SET status = 'Archived', updated_at = $2 WHERE id = $1 AND status <> 'Archived'")
+                .arg(id)
+                .arg(to_micros(now))
+                .execute(&mut tx.conn())
+                .await?;
+        if changed == 0 {
+            // Already archived: nothing changes, so nothing is recorded.
+            return tx.commit().await;
+        }
         append(&mut tx, &[entry(actor, "certificate_archived", id, json!({}))], now).await?;
         tx.commit().await
     }

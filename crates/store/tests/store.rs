@@ -5,6 +5,10 @@
 mod api_keys;
 #[path = "store/audit.rs"]
 mod audit;
+#[path = "store/certificates.rs"]
+mod certificates;
+#[path = "store/inventory_audit.rs"]
+mod inventory_audit;
 #[path = "store/organization.rs"]
 mod organization;
 #[path = "store/paging.rs"]
@@ -68,8 +72,13 @@ backend_tests! {
         paging::cursor_mode_breaks_ties_by_id,
         paging::bad_cursor_is_invalid,
         restart::data_survives_reconnect,
+        certificates::certificate_list_filters_and_keyset_paging,
+        certificates::certificate_agent_filter,
+        inventory_audit::inventory_mutations_write_one_audit_row,
+        inventory_audit::refused_inventory_mutations_write_no_audit_row,
     ],
     sync: [
         paging::cursor_walk_during_inserts_sees_every_row_once,
+        certificates::certificate_walk_during_inserts_sees_every_row_once,
     ],
 }

@@ -44,17 +44,26 @@ fn is_absolute_path(p: &str) -> bool {
 /// echoed, since some of them are secrets.
 fn validate_config(config: &Map<String, Value>, prefix: &str) -> ApiResult<()> {
     for (key, value) in config {
-        let field = format!("{prefix}.{key}");
-        let k = key.to_ascii_lowercase();
-        match value {
-            Value::Null => {}
-            Value::Object(inner) => validate_config(inner, &field)?,
-            _ if k == "path" || k.ends_with("_path") => check_path(&field, value)?,
-            _ if k.ends_with("_command") => check_command(&field, value)?,
-            _ => {}
-        }
+        validate_value(&key.to_ascii_lowercase(), value, &format!("{prefix}.{key}"))?;
     }
     Ok(())
+}
+
+/// Checks one value under `key`; arrays are checked element by element under the same key, so
+/// `hooks: [{reload_command: …}]` and `extra_paths: […]` get the same scrutiny.
+fn validate_value(key: &str, value: &Value, field: &str) -> ApiResult<()> {
+    match value {
+        Value::Null => Ok(()),
+        Value::Object(inner) => validate_config(inner, field),
+        // A single command is one string; lists belong under `*_commands`.
+        _ if key.ends_with("_command") => check_command(field, value),
+        Value::Array(items) => {
+            items.iter().enumerate().try_for_each(|(i, item)| validate_value(key, item, &format!("{field}[{i}]")))
+        }
+        _ if key == "path" || key.ends_with("_path") || key.ends_with("_paths") => check_path(field, value),
+        _ if key.ends_with("_commands") => check_command(field, value),
+        _ => Ok(()),
+    }
 }
 
 fn check_path(field: &str, value: &Value) -> ApiResult<()> {
@@ -213,5 +222,17 @@ mod tests {
             assert!(!err.contains(bad), "the value is not echoed");
         }
         assert_eq!(check(json!({"reload_command": ["a"]})).unwrap_err(), "config.reload_command: must be a string");
+    }
+
+    #[test]
+    fn arrays_are_checked_like_their_key() {
+        let ok = json!({"hooks": [{"reload_command": "/usr/sbin/nginx -s reload", "cert_path": "/etc/x.pem"}]});
+        assert!(validate_config(ok.as_object().unwrap(), "config").is_ok());
+        let bad = json!({"hooks": [{"reload_command": "nginx -s reload"}, {"reload_command": "a; rm -rf /"}]});
+        let e = validate_config(bad.as_object().unwrap(), "config").unwrap_err().to_string();
+        assert!(e.starts_with("config.hooks[1].reload_command:"), "{e}");
+        let bad = json!({"extra_paths": ["/a", "relative"]});
+        let e = validate_config(bad.as_object().unwrap(), "config").unwrap_err().to_string();
+        assert!(e.starts_with("config.extra_paths[1]:"), "{e}");
     }
 }
