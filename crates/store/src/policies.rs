@@ -238,26 +238,29 @@ async fn policy_in(conn: &mut Conn<'_>, id: &str) -> Result<RenewalPolicy> {
 }
 
 async fn insert_policy(conn: &mut Conn<'_>, p: &RenewalPolicy) -> Result<()> {
-    Sql::new(
+    let insert = Sql::new(
         "INSERT INTO renewal_policies (id, name, renewal_window_days, auto_renew, max_retries, \
          retry_interval_seconds, alert_thresholds_days, alert_channels, alert_severity_map, \
          certificate_profile_id, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
     )
-    .arg(&p.id)
-    .arg(&p.name)
-    .arg(p.renewal_window_days)
-    .arg(p.auto_renew)
-    .arg(p.max_retries)
-    .arg(p.retry_interval_seconds)
-    .arg(to_json(&p.alert_thresholds_days))
-    .arg(to_json(&p.alert_channels))
-    .arg(to_json(&p.alert_severity_map))
-    .arg(p.certificate_profile_id.clone())
-    .arg(to_micros(p.created_at))
-    .execute(conn)
-    .await?;
+    .arg(&p.id);
+    bind_policy(insert, p, p.created_at).execute(conn).await?;
     Ok(())
+}
+
+/// Binds `$2…$11` of the insert and the update, which list the columns in the same order.
+fn bind_policy(q: Sql, p: &RenewalPolicy, now: OffsetDateTime) -> Sql {
+    q.arg(&p.name)
+        .arg(p.renewal_window_days)
+        .arg(p.auto_renew)
+        .arg(p.max_retries)
+        .arg(p.retry_interval_seconds)
+        .arg(to_json(&p.alert_thresholds_days))
+        .arg(to_json(&p.alert_channels))
+        .arg(to_json(&p.alert_severity_map))
+        .arg(p.certificate_profile_id.clone())
+        .arg(to_micros(now))
 }
 
 fn created_details(p: &RenewalPolicy) -> serde_json::Value {
@@ -357,24 +360,13 @@ impl Store {
             )
             .await?;
         }
-        Sql::new(
+        let update = Sql::new(
             "UPDATE renewal_policies SET name = $2, renewal_window_days = $3, auto_renew = $4, max_retries = $5, \
              retry_interval_seconds = $6, alert_thresholds_days = $7, alert_channels = $8, \
              alert_severity_map = $9, certificate_profile_id = $10, updated_at = $11 WHERE id = $1",
         )
-        .arg(id)
-        .arg(&p.name)
-        .arg(p.renewal_window_days)
-        .arg(p.auto_renew)
-        .arg(p.max_retries)
-        .arg(p.retry_interval_seconds)
-        .arg(to_json(&p.alert_thresholds_days))
-        .arg(to_json(&p.alert_channels))
-        .arg(to_json(&p.alert_severity_map))
-        .arg(p.certificate_profile_id.clone())
-        .arg(to_micros(now))
-        .execute(&mut tx.conn())
-        .await?;
+        .arg(id);
+        bind_policy(update, &p, now).execute(&mut tx.conn()).await?;
         append(&mut tx, &[audit(actor, "renewal_policy_updated", id, json!({ "changes": req }))], now).await?;
         tx.commit().await?;
         self.renewal_policy(id).await

@@ -217,6 +217,24 @@ pub(crate) fn normalize_profile(p: &mut CertificateProfile) -> Result<()> {
     Ok(())
 }
 
+/// Binds `$2…$15` of the insert and the update, which list the columns in the same order.
+fn bind_profile(q: Sql, p: &CertificateProfile, now: OffsetDateTime) -> Sql {
+    q.arg(&p.name)
+        .arg(&p.description)
+        .arg(to_json(&p.allowed_key_algorithms))
+        .arg(p.max_ttl_seconds)
+        .arg(to_json(&p.allowed_ekus))
+        .arg(to_json(&p.required_san_patterns))
+        .arg(&p.spiffe_uri_pattern)
+        .arg(p.allow_short_lived)
+        .arg(p.must_staple)
+        .arg(p.requires_approval)
+        .arg(p.key_mode.map(|m| m.as_str().to_owned()))
+        .arg(p.acme_auth_mode.as_str())
+        .arg(p.enabled)
+        .arg(to_micros(now))
+}
+
 fn audit(actor: &Actor, action: &str, id: &str, details: serde_json::Value) -> AuditEntry {
     AuditEntry::new(actor.name.clone(), actor.kind, action, "certificate_profile", id, details)
 }
@@ -267,29 +285,14 @@ impl Store {
         let mut tx = self.begin().await?;
         id_free(&mut tx.conn(), "certificate_profiles", "certificate profile", &p.id).await?;
         name_free(&mut tx.conn(), "certificate_profiles", "certificate profile", &p.name, None).await?;
-        Sql::new(
+        let insert = Sql::new(
             "INSERT INTO certificate_profiles (id, name, description, allowed_key_algorithms, max_ttl_seconds, \
              allowed_ekus, required_san_patterns, spiffe_uri_pattern, allow_short_lived, must_staple, \
              requires_approval, key_mode, acme_auth_mode, enabled, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
         )
-        .arg(&p.id)
-        .arg(&p.name)
-        .arg(&p.description)
-        .arg(to_json(&p.allowed_key_algorithms))
-        .arg(p.max_ttl_seconds)
-        .arg(to_json(&p.allowed_ekus))
-        .arg(to_json(&p.required_san_patterns))
-        .arg(&p.spiffe_uri_pattern)
-        .arg(p.allow_short_lived)
-        .arg(p.must_staple)
-        .arg(p.requires_approval)
-        .arg(p.key_mode.map(|m| m.as_str().to_owned()))
-        .arg(p.acme_auth_mode.as_str())
-        .arg(p.enabled)
-        .arg(to_micros(now))
-        .execute(&mut tx.conn())
-        .await?;
+        .arg(&p.id);
+        bind_profile(insert, &p, now).execute(&mut tx.conn()).await?;
         let details = json!({
             "name": p.name,
             "allowed_key_algorithms": p.allowed_key_algorithms,
@@ -321,29 +324,14 @@ impl Store {
         }
         apply_profile_fields!(p, req);
         normalize_profile(&mut p)?;
-        Sql::new(
+        let update = Sql::new(
             "UPDATE certificate_profiles SET name = $2, description = $3, allowed_key_algorithms = $4, \
              max_ttl_seconds = $5, allowed_ekus = $6, required_san_patterns = $7, spiffe_uri_pattern = $8, \
              allow_short_lived = $9, must_staple = $10, requires_approval = $11, key_mode = $12, \
              acme_auth_mode = $13, enabled = $14, updated_at = $15 WHERE id = $1",
         )
-        .arg(id)
-        .arg(&p.name)
-        .arg(&p.description)
-        .arg(to_json(&p.allowed_key_algorithms))
-        .arg(p.max_ttl_seconds)
-        .arg(to_json(&p.allowed_ekus))
-        .arg(to_json(&p.required_san_patterns))
-        .arg(&p.spiffe_uri_pattern)
-        .arg(p.allow_short_lived)
-        .arg(p.must_staple)
-        .arg(p.requires_approval)
-        .arg(p.key_mode.map(|m| m.as_str().to_owned()))
-        .arg(p.acme_auth_mode.as_str())
-        .arg(p.enabled)
-        .arg(to_micros(now))
-        .execute(&mut tx.conn())
-        .await?;
+        .arg(id);
+        bind_profile(update, &p, now).execute(&mut tx.conn()).await?;
         append(&mut tx, &[audit(actor, "certificate_profile_updated", id, json!({ "changes": req }))], now).await?;
         tx.commit().await?;
         self.profile(id).await
