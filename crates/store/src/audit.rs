@@ -22,6 +22,16 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 /// Advisory lock key that serializes chain writers on PostgreSQL ("certctl" in ASCII).
 const CHAIN_LOCK_KEY: i64 = 0x6365_7274_6374_6c00;
 
+/// Rows per INSERT. On PostgreSQL a batch of API-call records is one statement, so it costs one
+/// round trip; SQLite has no round trip to save, and binding slows down with very many parameters,
+/// so it takes smaller statements.
+fn audit_rows_per_statement(backend: Backend) -> usize {
+    match backend {
+        Backend::Postgres => 600,
+        Backend::Sqlite => 50,
+    }
+}
+
 /// What to record; the store adds id, time, sequence and hashes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEntry {
@@ -145,7 +155,7 @@ pub async fn append(tx: &mut Tx, entries: &[AuditEntry], now: OffsetDateTime) ->
     // Records are stamped with the time they join the chain, so timestamps never decrease
     // along it.
     let ts = to_micros(now);
-    for chunk in entries.chunks(50) {
+    for chunk in entries.chunks(audit_rows_per_statement(tx.backend())) {
         let mut q = Sql::new(
             "INSERT INTO audit_events (seq, id, ts, actor, actor_type, action, resource_type, resource_id, details, prev_hash, hash) VALUES ",
         );

@@ -720,7 +720,12 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<usize> {
         let mut tx = self.begin().await?;
-        for chunk in certs.chunks(200) {
+        // Large statements save round trips on PostgreSQL; SQLite binds many parameters slowly.
+        let rows_per_statement = match tx.backend() {
+            crate::Backend::Postgres => 1_000,
+            crate::Backend::Sqlite => 200,
+        };
+        for chunk in certs.chunks(rows_per_statement) {
             let mut q = Sql::new(
                 "INSERT INTO managed_certificates (id, name, common_name, sans, environment, owner_id, team_id, issuer_id, renewal_policy_id, certificate_profile_id, status, expires_at, tags, source, created_at, updated_at) VALUES ",
             );
