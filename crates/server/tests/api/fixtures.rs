@@ -2,21 +2,14 @@
 //! agents, which no endpoint creates, made through the store; and [`OpenApp`], an
 //! application whose state (secret box) and database the test can reach directly.
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, header};
 use serde_json::{Value, json};
 use sqlx::{Connection, SqliteConnection};
-use tempfile::TempDir;
-use tower::ServiceExt;
 
-use certctl_api::{AgentStatus, AuditEvent, Role};
-use certctl_server::auth::{generate_key, hash_key};
-use certctl_server::clock::ManualClock;
-use certctl_server::config::RawSettings;
-use certctl_server::{AppState, build_state, open_store};
-use certctl_store::testing::TestDb;
-use certctl_store::{Actor, AuditFilterParsed, Backend, NewAgent, NewApiKey, Paging, Store};
+use certctl_api::{AgentStatus, AuditEvent};
+use certctl_server::AppState;
+use certctl_store::{Actor, AuditFilterParsed, NewAgent, Paging, Store};
 
 use crate::harness::{Reply, T0, TestApp};
 
@@ -121,39 +114,16 @@ pub fn ids(list: &Value) -> Vec<String> {
 /// open sealed configurations, and a raw connection for what the store never does (retiring an
 /// agent) or never shows (the stored row).
 pub struct OpenApp {
-    pub router: Router,
+    app: TestApp,
     pub state: AppState,
     pub admin: String,
     pub viewer: String,
-    db: TestDb,
-    _data_dir: TempDir,
 }
 
 impl OpenApp {
     pub async fn new() -> OpenApp {
-        let db = TestDb::new(Backend::Sqlite).await.expect("SQLite is always available");
-        let data_dir = tempfile::Builder::new().prefix("certctl-open-").tempdir().unwrap();
-        let admin = generate_key();
-        let mut raw = RawSettings::default();
-        raw.set("data_dir", data_dir.path().display().to_string());
-        raw.set("database_url", db.url());
-        raw.set("database_max_connections", "4");
-        raw.set("bootstrap_api_key", admin.clone());
-        let config = raw.into_config().unwrap();
-        let store = open_store(&config).await.unwrap();
-        let clock = std::sync::Arc::new(ManualClock::new(T0));
-        certctl_server::bootstrap::ensure_admin_key(&store, &config, T0).await.unwrap();
-        let viewer = generate_key();
-        let new = NewApiKey {
-            name: "viewer".into(),
-            role: Role::Viewer,
-            key_hash: hash_key(&viewer),
-            created_by: "t".into(),
-        };
-        store.create_api_key(&new, &Actor::system(), T0).await.unwrap();
-        let (state, _writer) = build_state(store, config, clock).unwrap();
-        let router = certctl_server::router(state.clone());
-        OpenApp { router, state, admin, viewer, db, _data_dir: data_dir }
+        let app = TestApp::new().await;
+        OpenApp { state: app.state.clone(), admin: app.admin.clone(), viewer: app.viewer.clone(), app }
     }
 
     pub fn store(&self) -> &Store {
@@ -170,12 +140,7 @@ impl OpenApp {
             }
             None => Body::empty(),
         };
-        let response = self.router.clone().oneshot(req.body(body).unwrap()).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
-        let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        Reply { status, headers, body, json }
+        self.app.send(req.body(body).unwrap()).await
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -184,6 +149,6 @@ impl OpenApp {
 
     /// A raw connection to the application's database.
     pub async fn raw(&self) -> SqliteConnection {
-        SqliteConnection::connect(self.db.url()).await.expect("the test database opens")
+        SqliteConnection::connect(self.app.db_url()).await.expect("the test database opens")
     }
 }

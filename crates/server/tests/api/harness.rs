@@ -17,7 +17,7 @@ use certctl_api::{AuditEvent, Role};
 use certctl_server::auth::{generate_key, hash_key};
 use certctl_server::clock::{Clock, ManualClock};
 use certctl_server::config::RawSettings;
-use certctl_server::{bootstrap, build_state, open_store};
+use certctl_server::{AppState, bootstrap, build_state, open_store};
 use certctl_store::testing::TestDb;
 use certctl_store::{Actor, AuditFilterParsed, Backend, NewApiKey, Paging, Store};
 
@@ -29,6 +29,8 @@ pub const NO_KEY: &str = "";
 
 pub struct TestApp {
     pub router: Router,
+    /// The application's state, for what a test reaches past the API (the secret box).
+    pub state: AppState,
     pub store: Store,
     pub clock: Arc<ManualClock>,
     /// Keys in clear, one per role; their key names are `admin`, `operator` and `viewer`.
@@ -100,8 +102,13 @@ impl TestApp {
         let operator = add_key(&store, "operator", Role::Operator).await;
         let viewer = add_key(&store, "viewer", Role::Viewer).await;
         let (state, _writer) = build_state(store.clone(), config, clock.clone()).unwrap();
-        let router = certctl_server::router(state);
-        Some(TestApp { router, store, clock, admin, operator, viewer, _data_dir: data_dir, db: Some(db) })
+        let router = certctl_server::router(state.clone());
+        Some(TestApp { router, state, store, clock, admin, operator, viewer, _data_dir: data_dir, db: Some(db) })
+    }
+
+    /// The database URL, for raw connections that do what the store never does.
+    pub fn db_url(&self) -> &str {
+        self.db.as_ref().map(TestDb::url).expect("the database lives as long as the app")
     }
 
     /// Closes the store and drops the database now rather than on drop.
