@@ -10,6 +10,10 @@ pub mod config;
 pub mod error;
 pub mod extract;
 mod fsutil;
+pub mod issuance;
+pub mod local_ca;
+pub mod revocation;
+pub mod scheduler;
 pub mod secrets;
 pub mod seed;
 mod telemetry;
@@ -47,6 +51,8 @@ pub struct AppState {
     pub secrets: Arc<SecretBox>,
     pub config: Arc<Config>,
     pub started_at: time::OffsetDateTime,
+    /// Issuance, CA and revocation runtime state shared by handlers and the scheduler.
+    pub engine: Arc<issuance::Engine>,
 }
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -74,7 +80,8 @@ async fn request_id(req: Request, next: Next) -> Response {
 /// The complete HTTP application.
 pub fn router(state: AppState) -> Router {
     let (api, _) = api::router(state.clone()).split_for_parts();
-    api.method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
+    api.route("/.well-known/pki/ocsp/{issuer_id}/{*request}", axum::routing::get(api::authorities::ocsp_get))
+        .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
         .with_state(state)
         .layer(axum::middleware::from_fn(request_id))
         .layer(TraceLayer::new_for_http())
@@ -88,6 +95,15 @@ pub fn router(state: AppState) -> Router {
             header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static("max-age=31536000"),
         ))
+}
+
+/// The plain-HTTP application of `CERTCTL_PKI_HTTP_LISTEN`: only `/.well-known/pki/*`.
+pub fn pki_router(state: AppState) -> Router {
+    let (pki, _) = api::authorities::pki_router().split_for_parts();
+    pki.route("/.well-known/pki/ocsp/{issuer_id}/{*request}", axum::routing::get(api::authorities::ocsp_get))
+        .fallback(|| async { error::ApiError::NotFound("only /.well-known/pki/* is served here".into()) })
+        .with_state(state)
+        .layer(axum::middleware::from_fn(request_id))
 }
 
 /// Opens and migrates the store named by the configuration.
@@ -133,6 +149,7 @@ pub fn build_state(
         audit_log,
         secrets: Arc::new(secrets),
         config: Arc::new(config),
+        engine: Arc::new(issuance::Engine::default()),
     };
     Ok((state, writer))
 }
@@ -154,7 +171,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .context("the TLS certificate or key is not valid PEM")?;
     let listen = config.listen;
     let external_url = config.external_url.clone();
+    let pki_listen = config.pki_http_listen;
     let (state, audit_writer) = build_state(store.clone(), config, clock)?;
+    let scheduler = scheduler::Scheduler::start(&state);
+    if let Some(addr) = pki_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("CERTCTL_PKI_HTTP_LISTEN: cannot listen on {addr}"))?;
+        let pki = pki_router(state.clone());
+        tracing::info!(address = %addr, "PKI HTTP listener (CRL, OCSP) is listening");
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, pki).with_graceful_shutdown(shutdown_signal()).await {
+                tracing::error!(error = %e, "PKI HTTP listener failed");
+            }
+        });
+    }
     let app = router(state);
 
     let handle = axum_server::Handle::new();
@@ -170,6 +201,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(address = %bound, url = %external_url, startup_ms = started.elapsed().as_millis() as u64, "certctl-server is listening");
     println!("certctl-server listening on https://{bound} (dashboard and API at {external_url})");
     serving.await.context("server task failed")?.context("server failed")?;
+    scheduler.shutdown().await;
     audit_writer.await.ok();
     store.close().await;
     tracing::info!("stopped");

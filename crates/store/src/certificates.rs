@@ -386,6 +386,16 @@ impl Store {
         q.fetch_i64(&mut c.conn()).await
     }
 
+    /// IDs of certificates matching `filter`, oldest first, at most `limit` (bulk operations).
+    pub async fn certificate_ids(&self, filter: &CertificateFilter, limit: i64) -> Result<Vec<String>> {
+        let mut c = self.reader().await?;
+        let mut q = Sql::new("SELECT id FROM managed_certificates");
+        filter.apply(&mut q);
+        q.push(" ORDER BY created_at, id LIMIT ").push_bind(limit);
+        let rows: Vec<(String,)> = q.fetch_all(&mut c.conn()).await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
     pub async fn certificate(&self, id: &str) -> Result<ManagedCertificate> {
         let mut c = self.reader().await?;
         fetch_certificate(&mut c.conn(), id).await

@@ -114,7 +114,7 @@ const COLUMNS: &str = "SELECT id, type AS job_type, certificate_id, target_id, a
 const CANCELLABLE: [JobStatus; 4] =
     [JobStatus::Pending, JobStatus::AwaitingCsr, JobStatus::AwaitingApproval, JobStatus::Running];
 
-async fn fetch(conn: &mut Conn<'_>, id: &str) -> Result<Job> {
+pub(crate) async fn fetch(conn: &mut Conn<'_>, id: &str) -> Result<Job> {
     let mut q = Sql::new(COLUMNS);
     q.push(" WHERE id = ").push_bind(id);
     let row: Option<JobRow> = q.fetch_optional(conn).await?;

@@ -3,6 +3,7 @@
 mod access;
 mod certificates;
 mod connectors;
+mod lifecycle;
 mod operations;
 mod organization;
 mod policies;
@@ -10,6 +11,7 @@ mod policies;
 pub use access::*;
 pub use certificates::*;
 pub use connectors::*;
+pub use lifecycle::*;
 pub use operations::*;
 pub use organization::*;
 pub use policies::*;

@@ -4,9 +4,11 @@
 pub mod access;
 pub mod agents;
 pub mod audit;
+pub mod authorities;
 pub mod certificates;
 pub mod issuers;
 pub mod jobs;
+pub mod lifecycle;
 pub mod meta;
 pub mod organization;
 pub mod profiles;
@@ -65,12 +67,15 @@ fn protected() -> OpenApiRouter<AppState> {
         .merge(jobs::router())
         .merge(access::router())
         .merge(audit::router())
+        .merge(lifecycle::router())
+        .merge(authorities::router())
 }
 
 /// Every route, with authentication on the protected ones.
 pub fn router(state: AppState) -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(meta::public_router())
+        .merge(authorities::pki_router())
         .merge(protected().route_layer(axum::middleware::from_fn_with_state(state, crate::auth::authenticate)))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
 }
@@ -79,6 +84,7 @@ pub fn router(state: AppState) -> OpenApiRouter<AppState> {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
         .merge(meta::public_router())
+        .merge(authorities::pki_router())
         .merge(protected())
         .into_openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();

@@ -1,0 +1,170 @@
+//! The one runner for every background loop: renewal scan, job processing, overdue-job
+//! reaping and the PKI refresh. Each loop runs at start, then on its interval; a run is bounded
+//! by a timeout, never overlaps itself, and stops when the server shuts down.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use certctl_store::Actor;
+
+use crate::AppState;
+use crate::{issuance, revocation};
+
+/// Stops the loops when dropped or when `stop` is called.
+pub struct Scheduler {
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Scheduler {
+    /// Starts every loop.
+    pub fn start(s: &AppState) -> Scheduler {
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let cfg = s.config.clone();
+        spawn_loop(
+            &mut tasks,
+            stopped.clone(),
+            "renewal_scan",
+            cfg.renewal_check_interval,
+            Duration::from_secs(300),
+            None,
+            {
+                let s = s.clone();
+                move || {
+                    let s = s.clone();
+                    async move { renewal_scan(&s).await }
+                }
+            },
+        );
+        spawn_loop(
+            &mut tasks,
+            stopped.clone(),
+            "job_processor",
+            cfg.job_process_interval,
+            Duration::from_secs(120),
+            Some(s.clone()),
+            {
+                let s = s.clone();
+                move || {
+                    let s = s.clone();
+                    async move { drain_jobs(&s).await }
+                }
+            },
+        );
+        spawn_loop(
+            &mut tasks,
+            stopped.clone(),
+            "overdue_jobs",
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            None,
+            {
+                let s = s.clone();
+                move || {
+                    let s = s.clone();
+                    async move {
+                        if let Err(e) = issuance::reap_overdue_jobs(&s).await {
+                            tracing::warn!(error = %e, "overdue job reaping failed");
+                        }
+                    }
+                }
+            },
+        );
+        spawn_loop(&mut tasks, stopped, "pki_refresh", Duration::from_millis(500), Duration::from_secs(60), None, {
+            let s = s.clone();
+            move || {
+                let s = s.clone();
+                async move { pki_refresh(&s).await }
+            }
+        });
+        Scheduler { stop, tasks }
+    }
+
+    /// Signals every loop to stop and waits for runs in progress to finish.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+fn spawn_loop<F, Fut>(
+    tasks: &mut JoinSet<()>,
+    mut stopped: watch::Receiver<bool>,
+    name: &'static str,
+    every: Duration,
+    limit: Duration,
+    wake: Option<AppState>,
+    run: F,
+) where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    tasks.spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let woken = async {
+                match &wake {
+                    Some(s) => s.engine.wake.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = stopped.changed() => break,
+                _ = ticker.tick() => {},
+                () = woken => {},
+            }
+            if *stopped.borrow() {
+                break;
+            }
+            if tokio::time::timeout(limit, run()).await.is_err() {
+                tracing::warn!(task = name, limit_s = limit.as_secs(), "scheduled run timed out");
+            }
+        }
+    });
+}
+
+/// One renewal scan; public so tests drive it with a manual clock.
+pub async fn renewal_scan(s: &AppState) {
+    match s.store.renewal_scan(s.clock.now(), &Actor::system()).await {
+        Ok(report) => {
+            if !report.jobs_created.is_empty() || !report.expired.is_empty() || !report.expiring.is_empty() {
+                tracing::info!(
+                    jobs = report.jobs_created.len(),
+                    expiring = report.expiring.len(),
+                    expired = report.expired.len(),
+                    "renewal scan"
+                );
+            }
+            if !report.jobs_created.is_empty() {
+                s.engine.wake.notify_one();
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "renewal scan failed"),
+    }
+}
+
+/// Processes due jobs until none is left (bounded by the run's timeout).
+pub async fn drain_jobs(s: &AppState) {
+    loop {
+        match issuance::process_due_jobs(s).await {
+            Ok(0) => break,
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "job processing failed");
+                break;
+            }
+        }
+    }
+}
+
+async fn pki_refresh(s: &AppState) {
+    match s.engine.revocation.refresh_generations(s).await {
+        Ok(changed) => revocation::refresh_crls(s, &changed).await,
+        Err(e) => tracing::warn!(error = %e, "cannot read revocation generations"),
+    }
+}
