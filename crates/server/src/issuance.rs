@@ -192,28 +192,40 @@ pub async fn submit_csr(
     let ctx = context(s, certificate_id).await?;
     check_key(ctx.profile.as_ref(), csr.key)?;
     check_names(&ctx.cert, &csr)?;
-    let job = s.store.awaiting_csr_job(certificate_id).await?.ok_or_else(|| {
-        ApiError::Conflict(format!(
-            "no issuance of certificate '{certificate_id}' is waiting for a CSR; request a renewal first"
-        ))
-    })?;
-    let now = s.clock.now();
-    let job = s
-        .store
-        .transition_job(&job.id, JobStatus::AwaitingCsr, JobStatus::Running, Some(now + JOB_LEASE), actor, now)
-        .await?;
+    if matches!(ctx.cert.status, CertificateStatus::Archived | CertificateStatus::Revoked) {
+        return Err(ApiError::Conflict(format!(
+            "certificate '{certificate_id}' is {} and cannot be issued",
+            ctx.cert.status
+        )));
+    }
+    // A CSR completes the issuance waiting for it; without one (an agent re-keying on its own
+    // schedule, bulk tooling) the certificate is issued directly.
+    let job = match s.store.awaiting_csr_job(certificate_id).await? {
+        Some(job) => {
+            let now = s.clock.now();
+            Some(
+                s.store
+                    .transition_job(&job.id, JobStatus::AwaitingCsr, JobStatus::Running, Some(now + JOB_LEASE), actor, now)
+                    .await?,
+            )
+        }
+        None => None,
+    };
     let issued = match issue_for(s, &ctx, &csr.public_key_der).await {
         Ok(issued) => issued,
         Err(e) => {
-            record_failure(s, &job, &e.to_string()).await;
+            if let Some(job) = &job {
+                record_failure(s, job, &e.to_string()).await;
+            }
             return Err(e);
         }
     };
+    let job_id = job.map(|j| j.id);
     let (version_id, leaf, chain) =
-        complete(s, Some(&job.id), &ctx, issued.clone(), Some(csr_pem.to_owned()), None, actor).await?;
+        complete(s, job_id.as_deref(), &ctx, issued.clone(), Some(csr_pem.to_owned()), None, actor).await?;
     Ok(CsrIssued {
         certificate_id: certificate_id.to_owned(),
-        job_id: job.id,
+        job_id,
         version_id,
         serial_number: issued.0.serial_hex,
         cert_pem: leaf,

@@ -132,7 +132,7 @@ pub struct PemExport {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Pkcs12Request {
-    /// Protects the file; may be empty.
+    /// Protects the file; required, since consumers disagree on what an empty password means.
     #[serde(default)]
     pub password: String,
     /// Include the private key (server-generated keys and admin keys only).
@@ -152,7 +152,9 @@ pub struct CsrSubmission {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CsrIssued {
     pub certificate_id: String,
-    pub job_id: String,
+    /// The issuance job the CSR completed; absent when none was waiting.
+    #[serde(default)]
+    pub job_id: Option<String>,
     pub version_id: String,
     pub serial_number: String,
     pub cert_pem: String,

@@ -307,11 +307,12 @@ async fn export_pkcs12(
     Ok(response)
 }
 
-/// Submit the CSR for an issuance waiting on this agent; answered with the issued certificate.
+/// Submit a CSR for a certificate: completes the issuance waiting for it, or issues directly;
+/// answered with the issued certificate.
 #[utoipa::path(post, path = "/api/v1/agents/{id}/csr", tag = "Agents",
     params(("id" = String, Path, description = "Agent ID")), request_body = CsrSubmission,
     responses((status = 201, body = CsrIssued), (status = 400, description = "Malformed CSR", body = ErrorBody),
-    (status = 404, body = ErrorBody), (status = 409, description = "No issuance is waiting for a CSR", body = ErrorBody),
+    (status = 404, body = ErrorBody), (status = 409, description = "The certificate is archived or revoked", body = ErrorBody),
     (status = 422, description = "Key or names refused by the profile or certificate", body = ErrorBody)))]
 async fn submit_csr(
     p: crate::auth::AnyKey,
