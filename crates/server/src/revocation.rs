@@ -98,13 +98,44 @@ impl RevocationState {
     }
 }
 
-/// Revokes the current version of a certificate.
+/// Revokes the current version of a certificate and rebuilds its CA's CRL.
 pub async fn revoke(
     s: &AppState,
     certificate_id: &str,
     reason: Option<&str>,
     actor: &Actor,
 ) -> ApiResult<RevocationResult> {
+    let (result, ca_id) = revoke_only(s, certificate_id, reason, actor).await?;
+    publish(s, &[ca_id]).await;
+    Ok(result)
+}
+
+/// Makes revocations of these CAs visible: this replica's generations and CRLs are refreshed at
+/// once (other replicas follow within their next poll).
+pub async fn publish(s: &AppState, ca_ids: &[String]) {
+    if let Err(e) = s.engine.revocation.refresh_generations(s).await {
+        tracing::warn!(error = %e, "cannot refresh revocation generations after a revocation");
+    }
+    let mut seen: Vec<&String> = Vec::new();
+    for ca_id in ca_ids {
+        if seen.contains(&ca_id) {
+            continue;
+        }
+        seen.push(ca_id);
+        if let Err(e) = crl(s, ca_id).await {
+            tracing::warn!(ca_id, error = %e, "cannot rebuild the CRL after a revocation");
+        }
+    }
+}
+
+/// Records a revocation without rebuilding the CRL; bulk revocation publishes once at the end.
+/// Returns the result and the CA whose CRL changed.
+pub async fn revoke_only(
+    s: &AppState,
+    certificate_id: &str,
+    reason: Option<&str>,
+    actor: &Actor,
+) -> ApiResult<(RevocationResult, String)> {
     let reason = match reason.map(str::trim).filter(|r| !r.is_empty()) {
         Some(r) => RevocationReason::parse(r).map_err(|e| ApiError::BadRequest(format!("reason: {e}")))?,
         None => RevocationReason::Unspecified,
@@ -133,20 +164,14 @@ pub async fn revoke(
         reason: reason.name().to_owned(),
     };
     let revoked = s.store.revoke_certificate(&rev, actor, s.clock.now()).await?;
-    // This replica answers with the revocation at once; the others notice the generation.
-    if let Err(e) = s.engine.revocation.refresh_generations(s).await {
-        tracing::warn!(error = %e, "cannot refresh revocation generations after a revocation");
-    }
-    if let Err(e) = crl(s, &ca_id).await {
-        tracing::warn!(ca_id, error = %e, "cannot rebuild the CRL after a revocation");
-    }
-    Ok(RevocationResult {
+    let result = RevocationResult {
         status: "revoked".into(),
         certificate_id: certificate_id.to_owned(),
         serial_number: revoked.serial_number,
         reason: revoked.reason,
         revoked_at: revoked.revoked_at,
-    })
+    };
+    Ok((result, ca_id))
 }
 
 /// The CA IDs a PKI path segment names: a CA ID names itself; an issuer ID names every CA of

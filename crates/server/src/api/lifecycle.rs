@@ -204,20 +204,25 @@ async fn bulk_revoke(
         ..Default::default()
     };
     let actor = p.actor();
+    let mut changed = Vec::new();
     for id in ids {
         let cert = s.store.certificate(&id).await?;
         if matches!(cert.status, CertificateStatus::Archived | CertificateStatus::Revoked) {
             out.total_skipped += 1;
             continue;
         }
-        match revocation::revoke(&s, &id, Some(&req.reason), &actor).await {
-            Ok(_) => out.total_revoked += 1,
+        match revocation::revoke_only(&s, &id, Some(&req.reason), &actor).await {
+            Ok((_, ca_id)) => {
+                out.total_revoked += 1;
+                changed.push(ca_id);
+            }
             Err(e) => {
                 out.total_failed += 1;
                 out.errors.push(BulkItemError { certificate_id: id, error: e.to_string() });
             }
         }
     }
+    revocation::publish(&s, &changed).await;
     Ok(Reply(out))
 }
 
