@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use certctl_api::{CreateIssuer, ErrorBody, Issuer, Page, PageParams, REDACTED, ResourceId, UpdateIssuer};
+use certctl_api::{CreateIssuer, ErrorBody, Issuer, IssuerType, Page, PageParams, REDACTED, ResourceId, UpdateIssuer};
 use certctl_store::{IssuerChanges, NewIssuer, SealedConfig, new_id};
 
 use super::listing;
@@ -16,6 +16,7 @@ use crate::AppState;
 use crate::auth::{Operator, Viewer};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query, paging};
+use crate::local_ca::LocalCaConfig;
 use crate::secrets::{SecretBox, merge_redacted, redact};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -81,6 +82,19 @@ pub(super) fn seal_config(secrets: &SecretBox, context: &str, config: ResolvedCo
     }
 }
 
+/// Refuses a configuration its issuer type cannot use (422 naming the field), so a mistake
+/// shows when the issuer is saved rather than at its first issuance.
+fn validate(issuer_type: IssuerType, config: &Map<String, Value>) -> ApiResult<()> {
+    if issuer_type == IssuerType::GenericCa {
+        let parsed = LocalCaConfig::parse(config)?;
+        if let (Some(cert), Some(key)) = (&parsed.ca_cert_pem, &parsed.ca_key_pem) {
+            certctl_pki::ca::CaCert::from_pem(cert, key)
+                .map_err(|e| ApiError::Unprocessable(format!("config.ca_cert_pem / ca_key_pem: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
 fn context(id: &str) -> String {
     format!("issuer:{id}")
 }
@@ -104,6 +118,7 @@ async fn create_issuer(
     let id = req.id.map(ResourceId::into_inner).unwrap_or_else(|| new_id("iss"));
     let ctx = context(&id);
     let resolved = resolve_config(&s.secrets, &ctx, req.config.unwrap_or_default(), None)?;
+    validate(req.issuer_type, &resolved.full)?;
     let new = NewIssuer {
         config: seal_config(&s.secrets, &ctx, resolved),
         id,
@@ -140,6 +155,7 @@ async fn update_issuer(
             let ctx = context(&id);
             let stored = s.store.issuer_sealed_config(&id).await?;
             let resolved = resolve_config(&s.secrets, &ctx, incoming, stored)?;
+            validate(s.store.issuer(&id).await?.issuer_type, &resolved.full)?;
             Some(seal_config(&s.secrets, &ctx, resolved))
         }
         None => None,
