@@ -15,7 +15,7 @@ use time::{Duration, OffsetDateTime};
 use certctl_api::{CertificateStatus, RevocationResult};
 use certctl_pki::crl::{RevokedEntry, build_crl};
 use certctl_pki::ocsp::{
-    CertStatus, IssuerHashes, OcspError, OcspResponseStatusCode, Responder, SingleAnswer, error_response,
+    CertIdRef, CertStatus, IssuerHashes, OcspError, OcspResponseStatusCode, Responder, SingleAnswer, error_response,
     parse_request, sign_response,
 };
 use certctl_pki::revocation::RevocationReason;
@@ -37,6 +37,10 @@ const OCSP_REFRESH: Duration = Duration::hours(1);
 const RESPONDER_VALIDITY: Duration = Duration::days(30);
 /// A responder certificate closer than this to expiry is replaced.
 const RESPONDER_ROTATE_BEFORE: Duration = Duration::days(7);
+/// A cached response is no longer served this close to its nextUpdate.
+const OCSP_STALE_MARGIN: Duration = Duration::minutes(30);
+/// Responses re-signed per background run.
+const OCSP_REFRESH_BATCH: usize = 20_000;
 /// Cached OCSP responses kept per replica; beyond this the cache starts over.
 const OCSP_CACHE_LIMIT: usize = 500_000;
 
@@ -54,9 +58,13 @@ pub struct CachedCrl {
 #[derive(Clone)]
 struct CachedOcsp {
     der: Bytes,
+    id: CertIdRef,
     ca_id: Arc<str>,
     generation: i64,
+    /// When the background refresh signs it anew.
     refresh_after: OffsetDateTime,
+    /// After this it is never served, refreshed or not.
+    stale_after: OffsetDateTime,
 }
 
 /// Per-replica caches of CRLs, OCSP responses, responders and issuer hashes.
@@ -346,7 +354,7 @@ async fn answer(s: &AppState, path_id: &str, request: &[u8]) -> Result<Bytes, Oc
     let cacheable = query.ids.len() == 1 && query.nonce.is_none();
     if cacheable
         && let Some(hit) = read(&state.ocsp).get(&query.ids[0].der)
-        && now < hit.refresh_after
+        && now < hit.stale_after
         && state.generation(&hit.ca_id) == Some(hit.generation)
     {
         return Ok(hit.der.clone());
@@ -370,18 +378,31 @@ async fn answer(s: &AppState, path_id: &str, request: &[u8]) -> Result<Bytes, Oc
         }
     }
     let ca_id = owner.ok_or(OcspResponseStatusCode::MalformedRequest)?;
-    let generation = match state.generation(&ca_id) {
+    sign_for(s, &ca_id, &query.ids, query.nonce.as_deref(), cacheable).await
+}
+
+/// Looks up and signs the status of `ids` under one CA; a single nonce-less answer is cached.
+async fn sign_for(
+    s: &AppState,
+    ca_id: &str,
+    ids: &[CertIdRef],
+    nonce: Option<&[u8]>,
+    cache: bool,
+) -> Result<Bytes, OcspResponseStatusCode> {
+    let now = s.clock.now();
+    let state = &s.engine.revocation;
+    let generation = match state.generation(ca_id) {
         Some(g) => g,
         None => {
             state.refresh_generations(s).await.map_err(|_| OcspResponseStatusCode::TryLater)?;
-            state.generation(&ca_id).unwrap_or(0)
+            state.generation(ca_id).unwrap_or(0)
         }
     };
-    let record = s.store.ca(&ca_id).await.map_err(|_| OcspResponseStatusCode::InternalError)?;
-    let mut statuses = Vec::with_capacity(query.ids.len());
-    for id in &query.ids {
+    let record = s.store.ca(ca_id).await.map_err(|_| OcspResponseStatusCode::InternalError)?;
+    let mut statuses = Vec::with_capacity(ids.len());
+    for id in ids {
         let serial = certctl_pki::serial::serial_hex(&id.serial);
-        let status = s.store.serial_status(&ca_id, &serial).await.map_err(|_| OcspResponseStatusCode::TryLater)?;
+        let status = s.store.serial_status(ca_id, &serial).await.map_err(|_| OcspResponseStatusCode::TryLater)?;
         statuses.push(match status {
             SerialStatus::Good => CertStatus::Good,
             SerialStatus::Unknown => CertStatus::Unknown,
@@ -395,31 +416,52 @@ async fn answer(s: &AppState, path_id: &str, request: &[u8]) -> Result<Bytes, Oc
         OcspResponseStatusCode::InternalError
     })?;
     let next_update = now + OCSP_VALIDITY;
-    let answers: Vec<SingleAnswer> = query
-        .ids
+    let answers: Vec<SingleAnswer> = ids
         .iter()
         .zip(statuses)
         .map(|(id, status)| SingleAnswer { id, status, this_update: now, next_update })
         .collect();
-    let der = sign_response(&responder, &answers, now, query.nonce.as_deref()).map_err(|e| {
+    let der = sign_response(&responder, &answers, now, nonce).map_err(|e| {
         tracing::error!(ca_id, error = %e, "OCSP signing failed");
         OcspResponseStatusCode::InternalError
     })?;
     let der = Bytes::from(der);
-    if cacheable {
-        let mut cache = write(&state.ocsp);
-        if cache.len() >= OCSP_CACHE_LIMIT {
-            cache.clear();
+    if cache && let [id] = ids {
+        let mut cached = write(&state.ocsp);
+        if cached.len() >= OCSP_CACHE_LIMIT {
+            cached.clear();
         }
-        cache.insert(
-            query.ids[0].der.clone(),
+        cached.insert(
+            id.der.clone(),
             CachedOcsp {
                 der: der.clone(),
-                ca_id: Arc::from(ca_id.as_str()),
+                id: id.clone(),
+                ca_id: Arc::from(ca_id),
                 generation,
                 refresh_after: now + OCSP_REFRESH,
+                stale_after: next_update - OCSP_STALE_MARGIN,
             },
         );
     }
     Ok(der)
+}
+
+/// Re-signs cached OCSP responses that are due for a refresh, so clients keep getting
+/// pre-signed answers well before their nextUpdate; bounded per run.
+pub async fn refresh_ocsp(s: &AppState) {
+    let now = s.clock.now();
+    let due: Vec<(String, CertIdRef)> = {
+        let cache = read(&s.engine.revocation.ocsp);
+        cache
+            .values()
+            .filter(|c| now >= c.refresh_after)
+            .take(OCSP_REFRESH_BATCH)
+            .map(|c| (c.ca_id.to_string(), c.id.clone()))
+            .collect()
+    };
+    for (ca_id, id) in due {
+        if let Err(status) = sign_for(s, &ca_id, std::slice::from_ref(&id), None, true).await {
+            tracing::warn!(ca_id, ?status, "OCSP pre-signing failed; the cached answer stays until it is stale");
+        }
+    }
 }

@@ -164,7 +164,10 @@ pub async fn drain_jobs(s: &AppState) {
 
 async fn pki_refresh(s: &AppState) {
     match s.engine.revocation.refresh_generations(s).await {
-        Ok(changed) => revocation::refresh_crls(s, &changed).await,
+        Ok(changed) => {
+            revocation::refresh_crls(s, &changed).await;
+            revocation::refresh_ocsp(s).await;
+        }
         Err(e) => tracing::warn!(error = %e, "cannot read revocation generations"),
     }
 }
