@@ -139,6 +139,10 @@ pub async fn record_failure(s: &AppState, job: &Job, error: &str) {
         Ok(AttemptOutcome::RetryAt(at)) => {
             tracing::info!(job_id = %job.id, retry_at = %at, "issuance will be retried");
         }
+        // The job was cancelled meanwhile (revocation, archival, a forced renewal): nothing to retry.
+        Err(certctl_store::StoreError::Conflict(why)) => {
+            tracing::info!(job_id = %job.id, why, "job ended elsewhere; attempt not recorded");
+        }
         Err(e) => tracing::error!(job_id = %job.id, error = %e, "cannot record the failed attempt"),
     }
 }
@@ -205,7 +209,14 @@ pub async fn submit_csr(
             let now = s.clock.now();
             Some(
                 s.store
-                    .transition_job(&job.id, JobStatus::AwaitingCsr, JobStatus::Running, Some(now + JOB_LEASE), actor, now)
+                    .transition_job(
+                        &job.id,
+                        JobStatus::AwaitingCsr,
+                        JobStatus::Running,
+                        Some(now + JOB_LEASE),
+                        actor,
+                        now,
+                    )
                     .await?,
             )
         }

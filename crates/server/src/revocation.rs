@@ -352,14 +352,27 @@ async fn answer(s: &AppState, path_id: &str, request: &[u8]) -> Result<Bytes, Oc
     let now = s.clock.now();
     let state = &s.engine.revocation;
     let cacheable = query.ids.len() == 1 && query.nonce.is_none();
-    if cacheable
-        && let Some(hit) = read(&state.ocsp).get(&query.ids[0].der)
-        && now < hit.stale_after
-        && state.generation(&hit.ca_id) == Some(hit.generation)
+    let hit = if cacheable {
+        read(&state.ocsp)
+            .get(&query.ids[0].der)
+            .filter(|hit| now < hit.stale_after && state.generation(&hit.ca_id) == Some(hit.generation))
+            .cloned()
+    } else {
+        None
+    };
+    // The usual path names the CA itself (the URL in issued certificates), which needs no lookup;
+    // an issuer path is resolved so a cached answer is only given for a CA the path names.
+    if let Some(hit) = &hit
+        && *hit.ca_id == *path_id
     {
         return Ok(hit.der.clone());
     }
     let cas = resolve(s, path_id).await.map_err(|_| OcspResponseStatusCode::Unauthorized)?;
+    if let Some(hit) = hit
+        && cas.iter().any(|c| *c == *hit.ca_id)
+    {
+        return Ok(hit.der);
+    }
     // All CertIDs must belong to one CA: one responder signs the whole response.
     let mut owner: Option<String> = None;
     for id in &query.ids {

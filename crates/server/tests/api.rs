@@ -22,6 +22,10 @@ mod errors;
 mod fixtures;
 #[path = "api/harness.rs"]
 mod harness;
+#[path = "api/hierarchy.rs"]
+mod hierarchy;
+#[path = "api/issuance.rs"]
+mod issuance;
 #[path = "api/issuers.rs"]
 mod issuers;
 #[path = "api/jobs.rs"]
@@ -34,11 +38,15 @@ mod meta;
 mod openapi;
 #[path = "api/organization.rs"]
 mod organization;
+#[path = "api/pki_peer.rs"]
+mod pki_peer;
 #[path = "api/process.rs"]
 mod process;
 #[path = "api/profiles.rs"]
 mod profiles;
 #[path = "api/resource_roles.rs"]
 mod resource_roles;
+#[path = "api/revocation.rs"]
+mod revocation;
 #[path = "api/targets.rs"]
 mod targets;

@@ -477,14 +477,7 @@ impl Store {
         .arg(&rev.reason)
         .execute(&mut tx.conn())
         .await?;
-        Sql::new(
-            "UPDATE jobs SET status = 'Cancelled', completed_at = $2, updated_at = $2, last_error = 'certificate revoked' \
-             WHERE certificate_id = $1 AND status IN ('Pending', 'AwaitingCSR', 'AwaitingApproval')",
-        )
-        .arg(&rev.certificate_id)
-        .arg(ts)
-        .execute(&mut tx.conn())
-        .await?;
+        crate::issuance::cancel_open_jobs(&mut tx, &rev.certificate_id, "certificate revoked", now).await?;
         Sql::new("UPDATE certificate_authorities SET revocation_generation = revocation_generation + 1 WHERE id = $1")
             .arg(&rev.ca_id)
             .execute(&mut tx.conn())

@@ -544,7 +544,9 @@ impl Store {
             // Already archived: nothing changes, so nothing is recorded.
             return tx.commit().await;
         }
-        append(&mut tx, &[entry(actor, "certificate_archived", id, json!({}))], now).await?;
+        // An archived certificate gets nothing more: its unfinished work ends with it.
+        let cancelled = crate::issuance::cancel_open_jobs(&mut tx, id, "certificate archived", now).await?;
+        append(&mut tx, &[entry(actor, "certificate_archived", id, json!({"cancelled_jobs": cancelled}))], now).await?;
         tx.commit().await
     }
 

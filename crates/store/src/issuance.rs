@@ -125,6 +125,27 @@ impl VersionRow {
 const VERSION_COLUMNS: &str = "SELECT id, certificate_id, serial_number, not_before, not_after, fingerprint_sha256, \
      pem_chain, csr_pem, key_algorithm, key_size, created_at, issuer_ca_id, sealed_private_key FROM certificate_versions";
 
+/// Cancels every unfinished job of a certificate, Running ones included (a replica still
+/// working on one finds it cancelled when it tries to complete). Returns the cancelled IDs.
+pub(crate) async fn cancel_open_jobs(
+    tx: &mut crate::Tx,
+    certificate_id: &str,
+    why: &str,
+    now: OffsetDateTime,
+) -> Result<Vec<String>> {
+    let ts = to_micros(now);
+    let mut q = Sql::new(
+        "UPDATE jobs SET status = 'Cancelled', completed_at = $2, updated_at = $2, lease_until = NULL, last_error = $3 \
+         WHERE certificate_id = $1 AND status IN ",
+    )
+    .arg(certificate_id)
+    .arg(ts)
+    .arg(why);
+    q.push(OPEN_STATES).push(" RETURNING id");
+    let ids: Vec<(String,)> = q.fetch_all(&mut tx.conn()).await?;
+    Ok(ids.into_iter().map(|(id,)| id).collect())
+}
+
 fn cert_audit(actor: &Actor, action: &str, id: &str, details: serde_json::Value) -> AuditEntry {
     AuditEntry::new(actor.name.clone(), actor.kind, action, "certificate", id, details)
 }
@@ -193,7 +214,15 @@ impl Store {
         .arg(req.max_attempts.max(1))
         .arg(ts)
         .execute(&mut tx.conn())
-        .await?;
+        .await
+        // The partial unique index catches a concurrent request that passed the check above.
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => StoreError::Conflict(format!(
+                "certificate '{}' already has an issuance in progress",
+                req.certificate_id
+            )),
+            other => other,
+        })?;
         Sql::new("UPDATE managed_certificates SET status = 'RenewalInProgress', updated_at = $2 WHERE id = $1")
             .arg(&req.certificate_id)
             .arg(ts)
@@ -301,22 +330,38 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<Completion> {
         let mut tx = self.begin().await?;
-        must_exist(&mut tx.conn(), "managed_certificates", "certificate", &v.certificate_id).await?;
+        let status: Option<(String,)> = Sql::new("SELECT status FROM managed_certificates WHERE id = $1")
+            .arg(&v.certificate_id)
+            .fetch_optional(&mut tx.conn())
+            .await?;
+        let Some((status,)) = status else {
+            return Err(StoreError::NotFound { resource: "certificate", id: v.certificate_id.clone() });
+        };
+        // A revocation or archival that landed while the certificate was being issued wins: the
+        // new certificate is not recorded and the certificate stays as the operator left it.
+        if status == "Archived" || status == "Revoked" {
+            return Err(StoreError::Conflict(format!(
+                "certificate '{}' was {} during issuance; the issued certificate is discarded",
+                v.certificate_id,
+                status.to_ascii_lowercase()
+            )));
+        }
         let ts = to_micros(now);
         if let Some(job_id) = job_id {
             let changed = Sql::new(
                 "UPDATE jobs SET status = 'Completed', completed_at = $2, updated_at = $2, lease_until = NULL, \
-                 last_error = NULL WHERE id = $1 AND status = 'Running'",
+                 last_error = NULL WHERE id = $1 AND status = 'Running' AND certificate_id = $3",
             )
             .arg(job_id)
             .arg(ts)
+            .arg(&v.certificate_id)
             .execute(&mut tx.conn())
             .await?;
             if changed == 0 {
                 let job = job_in(&mut tx.conn(), job_id).await?;
                 return Err(StoreError::Conflict(format!(
-                    "job '{job_id}' is {} and can no longer complete",
-                    job.status
+                    "job '{job_id}' is {} for certificate '{}' and cannot complete an issuance of '{}'",
+                    job.status, job.certificate_id, v.certificate_id
                 )));
             }
         }

@@ -225,6 +225,18 @@ impl Store {
         if q.execute(&mut tx.conn()).await? == 0 {
             return Err(StoreError::Conflict(format!("job '{id}' changed state while being cancelled; retry")));
         }
+        // A certificate whose issuance is cancelled goes back to the state its current version
+        // implies, so the renewal scan considers it again instead of leaving it in progress.
+        if matches!(job.job_type, JobType::Issuance | JobType::Renewal) {
+            Sql::new(
+                "UPDATE managed_certificates SET status = CASE WHEN expires_at IS NULL THEN 'Pending' ELSE 'Active' END, \
+                 updated_at = $2 WHERE id = $1 AND status = 'RenewalInProgress'",
+            )
+            .arg(&job.certificate_id)
+            .arg(ts)
+            .execute(&mut tx.conn())
+            .await?;
+        }
         let details = json!({
             "previous_status": job.status,
             "type": job.job_type,

@@ -9,6 +9,8 @@ mod audit;
 mod certificates;
 #[path = "store/inventory_audit.rs"]
 mod inventory_audit;
+#[path = "store/issuance.rs"]
+mod issuance;
 #[path = "store/organization.rs"]
 mod organization;
 #[path = "store/paging.rs"]
@@ -76,6 +78,20 @@ backend_tests! {
         certificates::certificate_agent_filter,
         inventory_audit::inventory_mutations_write_one_audit_row,
         inventory_audit::refused_inventory_mutations_write_no_audit_row,
+        issuance::issuance_renewal_request_opens_one_job,
+        issuance::claim_takes_due_issuance_jobs,
+        issuance::issuance_claim_respects_the_limit,
+        issuance::issuance_concurrent_claimers_never_share_a_job,
+        issuance::issuance_transition_moves_only_from_the_expected_state,
+        issuance::issuance_completion_records_the_version_and_fans_out_deployments,
+        issuance::issuance_failed_attempts_retry_then_exhaust,
+        issuance::issuance_overdue_jobs_follow_their_own_clocks,
+        issuance::issuance_renewal_scan_opens_due_work,
+        issuance::issuance_renewal_scan_handles_a_large_inventory,
+        issuance::issuance_ca_hierarchy_and_states,
+        issuance::issuance_crl_numbers_and_ocsp_responder,
+        issuance::issuance_revocation_updates_certificate_jobs_and_lookups,
+        issuance::issuance_issued_serials_and_serial_status,
     ],
     sync: [
         paging::cursor_walk_during_inserts_sees_every_row_once,

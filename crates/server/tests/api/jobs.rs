@@ -22,7 +22,7 @@ async fn jobs_are_listed_filtered_and_cancelled() {
     let a = cert(app, &cert_body(&d, "a")).await;
     let b = cert(app, &cert_body(&d, "b")).await;
     let agent_id = agent(&app.store, "web1").await;
-    job(app, "job-1", JobType::Issuance, &a, JobStatus::Pending, 1).await;
+    job(app, "job-1", JobType::Validation, &a, JobStatus::Pending, 1).await;
     job(app, "job-2", JobType::Renewal, &a, JobStatus::Running, 2).await;
     job(app, "job-3", JobType::Deployment, &a, JobStatus::Completed, 3).await;
     let new =
@@ -53,7 +53,7 @@ async fn jobs_are_listed_filtered_and_cancelled() {
     r.expect(200, None);
     assert_eq!(
         (&r.json["type"], &r.json["status"], &r.json["certificate_id"], &r.json["attempts"], &r.json["max_attempts"]),
-        (&json!("Issuance"), &json!("Pending"), &json!(a), &json!(0), &json!(3))
+        (&json!("Validation"), &json!("Pending"), &json!(a), &json!(0), &json!(3))
     );
     assert!(r.json["completed_at"].is_null());
     app.get("/api/v1/jobs/job-missing", &app.viewer).await.expect(404, Some("not_found"));

@@ -52,3 +52,6 @@ CREATE INDEX versions_ca_serial_idx ON certificate_versions (issuer_ca_id, seria
 ALTER TABLE jobs ADD COLUMN lease_until BIGINT;
 CREATE INDEX certs_due_idx ON managed_certificates (expires_at) WHERE expires_at IS NOT NULL;
 CREATE INDEX jobs_open_cert_idx ON jobs (certificate_id, status);
+-- At most one unfinished issuance per certificate, whichever replica or request opens it.
+CREATE UNIQUE INDEX jobs_one_open_issuance ON jobs (certificate_id)
+    WHERE type IN ('Issuance', 'Renewal') AND status IN ('Pending', 'AwaitingCSR', 'AwaitingApproval', 'Running');
