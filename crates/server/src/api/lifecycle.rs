@@ -243,28 +243,32 @@ async fn export_pem(
     Path(id): Path<String>,
     Query(q): Query<DownloadParam>,
 ) -> ApiResult<Response> {
-    let version = s
-        .store
-        .current_version(&id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("certificate '{id}' has no issued version yet")))?;
+    let version = current_version(&s, &id).await?;
     let (cert_pem, chain_pem) = certctl_pki::export::split_pem_chain(&version.version.pem_chain)
         .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     let full_pem = format!("{cert_pem}{chain_pem}");
     if q.download.unwrap_or(false) {
-        let mut response = full_pem.into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-pem-file"));
-        if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}.pem\"", sanitize(&id))) {
-            headers.insert(header::CONTENT_DISPOSITION, v);
-        }
-        return Ok(response);
+        return Ok(attachment(full_pem.into_response(), "application/x-pem-file", &id, "pem"));
     }
     Ok(Reply(PemExport { cert_pem, chain_pem, full_pem }).into_response())
 }
 
-fn sanitize(id: &str) -> String {
-    id.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect()
+async fn current_version(s: &AppState, id: &str) -> ApiResult<certctl_store::VersionSecrets> {
+    s.store
+        .current_version(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("certificate '{id}' has no issued version yet")))
+}
+
+/// Marks a response as a file download named after the certificate.
+fn attachment(mut response: Response, content_type: &'static str, id: &str, extension: &str) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let name: String = id.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}.{extension}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    response
 }
 
 /// Export the current certificate as PKCS#12: certificates only, or with the private key when it
@@ -279,11 +283,7 @@ async fn export_pkcs12(
     Path(id): Path<String>,
     Json(req): Json<Pkcs12Request>,
 ) -> ApiResult<Response> {
-    let version = s
-        .store
-        .current_version(&id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("certificate '{id}' has no issued version yet")))?;
+    let version = current_version(&s, &id).await?;
     let chain = certctl_pki::export::pem_certs_to_der(&version.version.pem_chain).map_err(pki_error)?;
     let key = if req.include_key {
         if p.role != Role::Admin {
@@ -303,13 +303,7 @@ async fn export_pkcs12(
         None
     };
     let der = certctl_pki::export::pkcs12(&chain, key.as_deref(), &req.password, &id).map_err(pki_error)?;
-    let mut response = der.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-pkcs12"));
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}.p12\"", sanitize(&id))) {
-        headers.insert(header::CONTENT_DISPOSITION, v);
-    }
-    Ok(response)
+    Ok(attachment(der.into_response(), "application/x-pkcs12", &id, "p12"))
 }
 
 /// Submit a CSR for a certificate: completes the issuance waiting for it, or issues directly;
