@@ -561,6 +561,10 @@ impl Store {
         let ts = to_micros(now);
         let mut report = ScanReport::default();
         let mut tx = self.begin().await?;
+        let widest = Sql::new("SELECT COALESCE(MAX(renewal_window_days), CAST(0 AS BIGINT)) FROM renewal_policies")
+            .fetch_i64(&mut tx.conn())
+            .await?;
+        let horizon = ts.saturating_add(widest.clamp(0, 36_500).saturating_mul(86_400_000_000));
         let expired: Vec<(String,)> = Sql::new(
             "UPDATE managed_certificates SET status = 'Expired', updated_at = $1 WHERE id IN (SELECT id FROM \
              managed_certificates WHERE status IN ('Active', 'Expiring') AND expires_at <= $1 LIMIT $2) RETURNING id",
@@ -571,26 +575,40 @@ impl Store {
         .await?;
         let expiring: Vec<(String,)> = Sql::new(
             "UPDATE managed_certificates SET status = 'Expiring', updated_at = $1 WHERE id IN (SELECT c.id FROM \
-             managed_certificates c JOIN renewal_policies p ON p.id = c.renewal_policy_id WHERE c.status = 'Active' \
-             AND c.expires_at > $1 AND c.expires_at <= $1 + p.renewal_window_days * 86400000000 LIMIT $2) RETURNING id",
+             managed_certificates c JOIN renewal_policies p ON p.id = c.renewal_policy_id WHERE c.expires_at <= $3 \
+             AND c.status = 'Active' AND c.expires_at > $1 AND c.expires_at <= $1 + p.renewal_window_days * 86400000000 \
+             LIMIT $2) RETURNING id",
         )
         .arg(ts)
         .arg(SCAN_BATCH)
+        .arg(horizon)
         .fetch_all(&mut tx.conn())
         .await?;
+        // Two indexed halves instead of one OR: never-issued certificates by status, and issued
+        // ones by expiry up to the widest renewal window (then each policy's own window).
         let mut due = Sql::new(
-            "SELECT c.id, c.status, p.max_retries, COALESCE(pr.requires_approval, FALSE) FROM managed_certificates c \
+            "SELECT c.id, c.status, p.max_retries, COALESCE(pr.requires_approval, FALSE), \
+             COALESCE(c.expires_at, 0) AS sort_key FROM managed_certificates c \
              JOIN renewal_policies p ON p.id = c.renewal_policy_id JOIN issuers i ON i.id = c.issuer_id \
              LEFT JOIN certificate_profiles pr ON pr.id = c.certificate_profile_id \
-             WHERE p.auto_renew AND i.enabled AND i.type = 'GenericCA' \
-             AND (c.status = 'Pending' OR (c.status IN ('Active', 'Expiring', 'Expired') \
-             AND c.expires_at <= $1 + p.renewal_window_days * 86400000000)) \
+             WHERE c.status = 'Pending' AND p.auto_renew AND i.enabled AND i.type = 'GenericCA' \
              AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.certificate_id = c.id AND j.type IN ('Issuance', 'Renewal') \
              AND j.status IN ",
-        )
-        .arg(ts);
-        due.push(OPEN_STATES).push(") ORDER BY c.expires_at, c.id LIMIT ").push_bind(SCAN_BATCH);
-        let due: Vec<(String, String, i64, bool)> = due.fetch_all(&mut tx.conn()).await?;
+        );
+        due.push(OPEN_STATES).push(
+            ") UNION ALL SELECT c.id, c.status, p.max_retries, COALESCE(pr.requires_approval, FALSE), c.expires_at \
+             FROM managed_certificates c JOIN renewal_policies p ON p.id = c.renewal_policy_id \
+             JOIN issuers i ON i.id = c.issuer_id LEFT JOIN certificate_profiles pr ON pr.id = c.certificate_profile_id \
+             WHERE c.expires_at <= ",
+        );
+        due.push_bind(horizon).push(" AND c.status IN ('Active', 'Expiring', 'Expired') AND c.expires_at <= ");
+        due.push_bind(ts).push(
+            " + p.renewal_window_days * 86400000000 AND p.auto_renew AND i.enabled AND i.type = 'GenericCA' \
+             AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.certificate_id = c.id AND j.type IN ('Issuance', 'Renewal') \
+             AND j.status IN ",
+        );
+        due.push(OPEN_STATES).push(") ORDER BY 5, 1 LIMIT ").push_bind(SCAN_BATCH);
+        let due: Vec<(String, String, i64, bool, i64)> = due.fetch_all(&mut tx.conn()).await?;
         let mut audit = Vec::with_capacity(expired.len() + expiring.len() + due.len());
         for (id,) in &expired {
             audit.push(cert_audit(actor, "certificate_expired", id, json!({"status": "Expired"})));
@@ -606,7 +624,7 @@ impl Store {
             let mut update =
                 Sql::new("UPDATE managed_certificates SET status = 'RenewalInProgress', updated_at = $1 WHERE id IN (")
                     .arg(ts);
-            for (i, (cert_id, status, max_retries, approval)) in chunk.iter().enumerate() {
+            for (i, (cert_id, status, max_retries, approval, _)) in chunk.iter().enumerate() {
                 let job_id = new_id("job");
                 let job_type = if status == "Pending" { JobType::Issuance } else { JobType::Renewal };
                 let job_status = if *approval { JobStatus::AwaitingApproval } else { JobStatus::Pending };
