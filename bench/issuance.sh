@@ -146,6 +146,20 @@ bench_stop_server() {
 
 bench_rss() { awk '/VmRSS/ { printf "%.1f MB", $2 / 1024 }' "/proc/$SERVER_PID/status"; }
 
+# CPU time (user + system, ms) a process and its live children have used so far; the server's
+# by default.
+bench_cpu_ms() {
+    local pid=${1:-$SERVER_PID}
+    # shellcheck disable=SC2046
+    cat "/proc/$pid/stat" $(pgrep -P "$pid" | sed 's|.*|/proc/&/stat|') 2>/dev/null |
+        awk -v hz="$(getconf CLK_TCK)" '{ t += $14 + $15 } END { printf "%d", t * 1000 / hz }'
+}
+
+# Context switches of the server's threads so far (voluntary and not).
+bench_switches() {
+    cat "/proc/$SERVER_PID"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { n += $2 } END { print n }'
+}
+
 # api METHOD PATH [JSON]: the response body; fails loudly on an HTTP error.
 api() {
     local args=(-sS --fail-with-body --cacert "$DIR/tls/ca.pem" -H "Authorization: Bearer $KEY" -X "$1")
@@ -204,9 +218,33 @@ bench_fixtures() {
 
 # Runs wrk with bench/issue.lua against the server; extra arguments go to wrk.
 bench_issue_wrk() {
-    CERTCTL_BENCH_KEY=$KEY CERTCTL_BENCH_AGENT=$AGENT CERTCTL_BENCH_CERTS=$CERTS \
-        CERTCTL_BENCH_CSR=$DIR/csr.pem CERTCTL_BENCH_THREADS=2 \
+    env CERTCTL_BENCH_KEY="$KEY" CERTCTL_BENCH_AGENT="$AGENT" CERTCTL_BENCH_CERTS="$CERTS" \
+        CERTCTL_BENCH_CSR="$DIR/csr.pem" CERTCTL_BENCH_THREADS=2 \
         wrk -t2 -c"$CONNECTIONS" --latency -s bench/issue.lua "$@" "https://127.0.0.1:$PORT"
+}
+
+# bench_until_done OUT COMMAND…: runs a wrk command whose script ends the run itself (a request
+# limit, a walk over a file) and prints its output. wrk's main thread sleeps for all of -d even
+# when its threads have stopped; the script's last thread sends wrk SIGINT, and in case that
+# signal is lost this loop sends it too once both threads have written to the done file.
+bench_until_done() {
+    local out=$1 done_file pid
+    shift
+    done_file=$out.done
+    : >"$done_file"
+    CERTCTL_BENCH_DONE_FILE=$done_file "$@" >"$out" 2>&1 &
+    pid=$!
+    BENCH_PIDS+=("$pid")
+    while kill -0 "$pid" 2>/dev/null; do
+        if [ "$(wc -l <"$done_file")" -ge 2 ]; then
+            sleep 0.2
+            # $pid is wrk, or the subshell running a function that runs it.
+            kill -INT $(pgrep -P "$pid") "$pid" 2>/dev/null || true
+        fi
+        sleep 0.05
+    done
+    wait "$pid" || true
+    cat "$out"
 }
 
 # --- the issuance benchmark -----------------------------------------------------------------
@@ -221,9 +259,14 @@ run_backend() {
     bench_wait_quiet
     before=$(sql "SELECT COUNT(*) FROM certificate_versions")
     echo "$tag load average before: $(bench_load)"
+    local cpu0 sw0
+    cpu0=$(bench_cpu_ms)
+    sw0=$(bench_switches)
     bench_issue_wrk -d"$DURATION" | tee "$DIR/wrk.out" | sed "s|^|$tag |"
+    local cpu=$(($(bench_cpu_ms) - cpu0)) switches=$(($(bench_switches) - sw0))
     echo "$tag load average after: $(bench_load)"
     after=$(sql "SELECT COUNT(*) FROM certificate_versions")
+    echo "$tag server CPU: $cpu ms over the run, $(echo "scale=2; $cpu / ($after - $before)" | bc) ms per certificate; $(((switches) / (after - before))) context switches per certificate"
     created=$(sed -n 's/^created_201=\([0-9]*\).*/\1/p' "$DIR/wrk.out")
     # Requests still in flight when wrk stops complete on the server without being counted.
     echo "$tag persisted versions during the run: $((after - before)) (201 responses counted by wrk: $created)"

@@ -24,13 +24,21 @@ source "$(dirname "${BASH_SOURCE[0]}")/issuance.sh"
 SERIALS=${CERTCTL_BENCH_SERIALS:-100000}
 REVOKE=${CERTCTL_BENCH_REVOKE:-300}
 
-# wrk_ocsp TAG PATHS_FILE BASE_URL PREFIX [MODE [CLOSE [DURATION]]]
+# wrk_ocsp TAG PATHS_FILE BASE_URL PREFIX [MODE [CLOSE [DURATION]]]; with RESPONDER_PID set,
+# also the CPU time the responder (and its children) spent per response.
 wrk_ocsp() {
-    local tag=$1 paths=$2 base=$3 prefix=$4 mode=${5:-random} close=${6:-0} duration=${7:-$DURATION}
-    : >"$DIR/walk.done"
-    CERTCTL_BENCH_PATHS=$paths CERTCTL_BENCH_PREFIX=$prefix CERTCTL_BENCH_MODE=$mode CERTCTL_BENCH_CLOSE=$close \
-        CERTCTL_BENCH_THREADS=2 CERTCTL_BENCH_DONE_FILE=$DIR/walk.done wrk -t2 -c"$CONNECTIONS" -d"$duration" --latency -s bench/ocsp.lua "$base" |
-        grep -E '^(ocsp_ok|requests_per_sec|p50_ms)' | sed "s|^|$tag |"
+    local tag=$1 paths=$2 base=$3 prefix=$4 mode=${5:-random} close=${6:-0} duration=${7:-$DURATION} cpu0=0
+    if [ -n "${RESPONDER_PID:-}" ]; then cpu0=$(bench_cpu_ms "$RESPONDER_PID"); fi
+    bench_until_done "$DIR/ocsp-wrk.out" env CERTCTL_BENCH_PATHS="$paths" CERTCTL_BENCH_PREFIX="$prefix" \
+        CERTCTL_BENCH_MODE="$mode" CERTCTL_BENCH_CLOSE="$close" CERTCTL_BENCH_THREADS=2 \
+        wrk -t2 -c"$CONNECTIONS" -d"$duration" --latency -s bench/ocsp.lua "$base" |
+        grep -E '^(ocsp_ok|requests_per_sec|p50_ms)' | sed "s|^|$tag |" | tee "$DIR/ocsp-run.txt"
+    if [ -n "${RESPONDER_PID:-}" ]; then
+        local cpu ok
+        cpu=$(($(bench_cpu_ms "$RESPONDER_PID") - cpu0))
+        ok=$(sed -n 's/.*ocsp_ok=\([0-9]*\).*/\1/p' "$DIR/ocsp-run.txt")
+        echo "$tag responder CPU: $cpu ms, $(echo "scale=1; $cpu * 1000 / $ok" | bc) µs per response"
+    fi
 }
 
 # verify_sample TAG URL_PREFIX PATHS_FILE CA_PEM LINE EXPECTED: one response checked by openssl.
@@ -56,7 +64,11 @@ start_openssl_ocsp() {
     BENCH_PIDS+=("$OPENSSL_PID")
     local i
     for i in $(seq 1 100); do
-        if grep -q 'waiting for OCSP client connections' "$ODIR/ocsp.log"; then return 0; fi
+        # Printed once the socket is bound (with -multi, before the children are forked).
+        if grep -q '^ACCEPT' "$ODIR/ocsp.log"; then
+            sleep 0.5
+            return 0
+        fi
         sleep 0.1
     done
     echo "openssl ocsp did not start:" >&2
@@ -91,8 +103,7 @@ main_ocsp() {
     # Issue the serials through the API.
     local t0 t1 issued
     t0=$(date +%s%N)
-    : >"$DIR/issue.done"
-    CERTCTL_BENCH_LIMIT=$SERIALS CERTCTL_BENCH_DONE_FILE=$DIR/issue.done bench_issue_wrk -d3600s | grep -E '^(created_201|first_error|certificates_per_sec|p50)' |
+    CERTCTL_BENCH_LIMIT=$SERIALS bench_until_done "$DIR/issue-wrk.out" bench_issue_wrk -d3600s | grep -E '^(created_201|first_error|certificates_per_sec|p50)' |
         sed "s|^|$tag issuing: |"
     t1=$(date +%s%N)
     issued=$(sql "SELECT COUNT(*) FROM certificate_versions")
@@ -148,6 +159,7 @@ main_ocsp() {
     done
     echo "sample responses verified by openssl ocsp -respin on both sides (revoked and good)"
 
+    RESPONDER_PID=$SERVER_PID
     # certctl: the first request for a serial reads the store and signs; later ones are served
     # from the signed-response cache (RFC 5019's pre-produced responses) until it is refreshed.
     bench_wait_quiet
@@ -172,10 +184,12 @@ main_ocsp() {
         [ "$otag" = multi2 ] && multi=(-multi 2)
         stop_openssl_ocsp
         start_openssl_ocsp "${multi[@]}"
+        RESPONDER_PID=
         wrk_ocsp "[openssl $otag] warm-up" "$ODIR/theirs.paths" "http://127.0.0.1:$OPORT" / random 0 5s >/dev/null
         stop_openssl_ocsp
         bench_wait_quiet
         start_openssl_ocsp "${multi[@]}"
+        RESPONDER_PID=$OPENSSL_PID
         echo "[openssl $otag] random serials (load $(bench_load)):"
         wrk_ocsp "[openssl $otag]" "$ODIR/theirs.paths" "http://127.0.0.1:$OPORT" /
         echo "[openssl $otag] load after: $(bench_load)"
