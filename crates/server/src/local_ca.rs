@@ -1,12 +1,14 @@
 //! The built-in local CA: which CA of an issuer signs, creating the root on first use, and
 //! keeping decrypted CA keys in memory so issuance does not decrypt on every request.
 //!
-//! Only immutable material (certificate and key) is cached; a CA's state (active, retiring,
-//! retired) is read from the database every time, so a retirement on one replica takes effect
-//! on all of them at once.
+//! Decrypted material (certificate and key) is immutable and cached for good. What an issuer
+//! signs with (its configuration and its current signing CA) is cached for `SIGNER_TTL`: a
+//! change made through this replica (issuer update, intermediate created or retired) drops the
+//! cache at once, and one made through another replica takes effect here within `SIGNER_TTL`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 
 use serde_json::{Map, Value};
 use time::{Duration, OffsetDateTime};
@@ -101,16 +103,38 @@ impl LocalCaConfig {
     }
 }
 
+fn check_not_expired(issuer_id: &str, record: &CaRecord, now: OffsetDateTime) -> ApiResult<()> {
+    if record.not_after <= now {
+        return Err(ApiError::Conflict(format!(
+            "certificate authority '{}' of issuer '{issuer_id}' expired on {}",
+            record.id, record.not_after
+        )));
+    }
+    Ok(())
+}
+
 /// A CA ready to sign: its stored record and its decrypted material.
 pub struct LoadedCa {
     pub record: CaRecord,
     pub ca: Arc<CaCert>,
 }
 
-/// Decrypted CA material by CA ID.
+/// How long an issuer's configuration and signing CA are used without asking the database
+/// again; bounds how long another replica's change takes to apply here.
+const SIGNER_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What an issuer signs new certificates with.
+#[derive(Clone)]
+pub struct Signer {
+    pub config: Arc<LocalCaConfig>,
+    pub ca: Arc<LoadedCa>,
+}
+
+/// Decrypted CA material by CA ID, and each issuer's signer for a short while.
 #[derive(Default)]
 pub struct Authorities {
     material: RwLock<HashMap<String, Arc<CaCert>>>,
+    signers: Mutex<HashMap<String, (Signer, Instant)>>,
 }
 
 /// The sealing context of a CA key.
@@ -220,6 +244,31 @@ impl Authorities {
         Ok(LoadedCa { record, ca })
     }
 
+    /// The issuer's configuration and signing CA, from the cache while it is fresh.
+    pub async fn signer(&self, s: &AppState, issuer_id: &str) -> ApiResult<Signer> {
+        let cached = self.signers.lock().unwrap_or_else(|e| e.into_inner()).get(issuer_id).cloned();
+        let signer = match cached {
+            Some((signer, at)) if at.elapsed() < SIGNER_TTL => signer,
+            _ => {
+                let config = Arc::new(LocalCaConfig::parse(&issuer_config(s, issuer_id).await?)?);
+                let ca = Arc::new(self.signing_ca(s, issuer_id).await?);
+                let signer = Signer { config, ca };
+                self.signers
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(issuer_id.to_owned(), (signer.clone(), Instant::now()));
+                signer
+            }
+        };
+        check_not_expired(issuer_id, &signer.ca.record, s.clock.now())?;
+        Ok(signer)
+    }
+
+    /// Drops every cached signer; called after any change to issuers or their CAs.
+    pub fn forget_signers(&self) {
+        self.signers.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     /// The CA that signs new certificates for an issuer: its newest active CA, with the root
     /// created (or imported from the issuer configuration) on first use.
     pub async fn signing_ca(&self, s: &AppState, issuer_id: &str) -> ApiResult<LoadedCa> {
@@ -231,13 +280,7 @@ impl Authorities {
         let record = cas.into_iter().rev().find(|c| c.state == CaState::Active).ok_or_else(|| {
             ApiError::Conflict(format!("issuer '{issuer_id}' has no active certificate authority; all are retired"))
         })?;
-        let now = s.clock.now();
-        if record.not_after <= now {
-            return Err(ApiError::Conflict(format!(
-                "certificate authority '{}' of issuer '{issuer_id}' expired on {}",
-                record.id, record.not_after
-            )));
-        }
+        check_not_expired(issuer_id, &record, s.clock.now())?;
         let ca = self.material(s, &record)?;
         Ok(LoadedCa { record, ca })
     }

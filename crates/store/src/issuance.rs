@@ -1,6 +1,8 @@
 //! The issuance pipeline's state: renewal requests, job claiming and completion, retries, the
 //! renewal scan and certificate versions with the CA that signed them.
 
+use std::collections::HashMap;
+
 use serde_json::json;
 use sqlx::FromRow;
 use time::{Duration, OffsetDateTime};
@@ -18,6 +20,8 @@ const OPEN_STATES: &str = "('Pending', 'AwaitingCSR', 'AwaitingApproval', 'Runni
 const SCAN_BATCH: i64 = 5_000;
 /// Rows per multi-row INSERT.
 const ROWS_PER_INSERT: usize = 200;
+/// Version rows per INSERT (13 values each, under every backend's bind limit).
+const VERSIONS_PER_INSERT: usize = 64;
 
 /// A manual renewal (or first issuance) request.
 #[derive(Debug, Clone)]
@@ -47,6 +51,15 @@ pub struct IssuedVersion {
     pub key_size: i64,
     pub issuer_ca_id: Option<String>,
     pub sealed_private_key: Option<Vec<u8>>,
+}
+
+/// One issuance to record with `complete_issuances`.
+#[derive(Debug, Clone)]
+pub struct CompletionRequest {
+    /// The issuance job it completes, when it came from one.
+    pub job_id: Option<String>,
+    pub version: IssuedVersion,
+    pub actor: Actor,
 }
 
 /// The current version of a certificate with what the read API never shows.
@@ -101,6 +114,24 @@ struct VersionRow {
 }
 
 impl VersionRow {
+    fn new(v: &IssuedVersion, created_at: i64) -> VersionRow {
+        VersionRow {
+            id: v.id.clone(),
+            certificate_id: v.certificate_id.clone(),
+            serial_number: v.serial_number.clone(),
+            not_before: to_micros(v.not_before),
+            not_after: to_micros(v.not_after),
+            fingerprint_sha256: v.fingerprint_sha256.clone(),
+            pem_chain: v.pem_chain.clone(),
+            csr_pem: v.csr_pem.clone(),
+            key_algorithm: v.key_algorithm.clone(),
+            key_size: v.key_size,
+            created_at,
+            issuer_ca_id: v.issuer_ca_id.clone(),
+            sealed_private_key: v.sealed_private_key.clone(),
+        }
+    }
+
     fn into_secrets(self) -> VersionSecrets {
         VersionSecrets {
             version: CertificateVersion {
@@ -329,121 +360,195 @@ impl Store {
         actor: &Actor,
         now: OffsetDateTime,
     ) -> Result<Completion> {
-        let mut tx = self.begin().await?;
-        let status: Option<(String,)> = Sql::new("SELECT status FROM managed_certificates WHERE id = $1")
-            .arg(&v.certificate_id)
-            .fetch_optional(&mut tx.conn())
-            .await?;
-        let Some((status,)) = status else {
-            return Err(StoreError::NotFound { resource: "certificate", id: v.certificate_id.clone() });
-        };
-        // A revocation or archival that landed while the certificate was being issued wins: the
-        // new certificate is not recorded and the certificate stays as the operator left it.
-        if status == "Archived" || status == "Revoked" {
-            return Err(StoreError::Conflict(format!(
-                "certificate '{}' was {} during issuance; the issued certificate is discarded",
-                v.certificate_id,
-                status.to_ascii_lowercase()
-            )));
+        let request = CompletionRequest { job_id: job_id.map(str::to_owned), version: v.clone(), actor: actor.clone() };
+        self.complete_issuances(std::slice::from_ref(&request), now).await.pop().expect("one result per request")
+    }
+
+    /// Records a batch of issuances in one transaction (group commit): each request gets the
+    /// result `complete_issuance` would give it alone. A request refused on its own terms (an
+    /// unknown, archived or revoked certificate, a job no longer running) is answered without
+    /// touching the others; when the batch fails as a whole (a constraint violated by one
+    /// request), every request is retried in a transaction of its own so the error lands on the
+    /// request that caused it.
+    pub async fn complete_issuances(
+        &self,
+        requests: &[CompletionRequest],
+        now: OffsetDateTime,
+    ) -> Vec<Result<Completion>> {
+        if requests.len() > 1
+            && let Ok(results) = self.complete_batch(requests, now).await
+        {
+            return results;
         }
+        let mut results = Vec::with_capacity(requests.len());
+        for request in requests {
+            let result = match self.complete_batch(std::slice::from_ref(request), now).await {
+                Ok(mut one) => one.pop().expect("one result per request"),
+                Err(e) => Err(e),
+            };
+            results.push(result);
+        }
+        results
+    }
+
+    async fn complete_batch(
+        &self,
+        requests: &[CompletionRequest],
+        now: OffsetDateTime,
+    ) -> Result<Vec<Result<Completion>>> {
         let ts = to_micros(now);
-        if let Some(job_id) = job_id {
-            let changed = Sql::new(
-                "UPDATE jobs SET status = 'Completed', completed_at = $2, updated_at = $2, lease_until = NULL, \
-                 last_error = NULL WHERE id = $1 AND status = 'Running' AND certificate_id = $3",
-            )
-            .arg(job_id)
-            .arg(ts)
-            .arg(&v.certificate_id)
-            .execute(&mut tx.conn())
-            .await?;
-            if changed == 0 {
-                let job = job_in(&mut tx.conn(), job_id).await?;
-                return Err(StoreError::Conflict(format!(
-                    "job '{job_id}' is {} for certificate '{}' and cannot complete an issuance of '{}'",
-                    job.status, job.certificate_id, v.certificate_id
-                )));
+        let mut tx = self.begin().await?;
+
+        let mut q = Sql::new("SELECT id, status FROM managed_certificates WHERE id IN (");
+        q.push_list(requests.iter().map(|r| r.version.certificate_id.as_str())).push(")");
+        let statuses: HashMap<String, String> =
+            q.fetch_all::<(String, String)>(&mut tx.conn()).await?.into_iter().collect();
+
+        // Requests refused on their own terms get their error here; the rest are recorded.
+        let mut results: Vec<Option<Result<Completion>>> = (0..requests.len()).map(|_| None).collect();
+        let mut accepted = Vec::with_capacity(requests.len());
+        for (i, r) in requests.iter().enumerate() {
+            let cert_id = &r.version.certificate_id;
+            match statuses.get(cert_id).map(String::as_str) {
+                None => {
+                    results[i] = Some(Err(StoreError::NotFound { resource: "certificate", id: cert_id.clone() }));
+                    continue;
+                }
+                // A revocation or archival that landed while the certificate was being issued
+                // wins: the new certificate is not recorded and the certificate stays as the
+                // operator left it.
+                Some(status @ ("Archived" | "Revoked")) => {
+                    results[i] = Some(Err(StoreError::Conflict(format!(
+                        "certificate '{cert_id}' was {} during issuance; the issued certificate is discarded",
+                        status.to_ascii_lowercase()
+                    ))));
+                    continue;
+                }
+                Some(_) => {}
             }
+            if let Some(job_id) = &r.job_id {
+                let changed = Sql::new(
+                    "UPDATE jobs SET status = 'Completed', completed_at = $2, updated_at = $2, lease_until = NULL, \
+                     last_error = NULL WHERE id = $1 AND status = 'Running' AND certificate_id = $3",
+                )
+                .arg(job_id)
+                .arg(ts)
+                .arg(cert_id)
+                .execute(&mut tx.conn())
+                .await?;
+                if changed == 0 {
+                    let job = job_in(&mut tx.conn(), job_id).await?;
+                    results[i] = Some(Err(StoreError::Conflict(format!(
+                        "job '{job_id}' is {} for certificate '{}' and cannot complete an issuance of '{cert_id}'",
+                        job.status, job.certificate_id
+                    ))));
+                    continue;
+                }
+            }
+            accepted.push(i);
         }
-        Sql::new(
-            "INSERT INTO certificate_versions (id, certificate_id, serial_number, not_before, not_after, \
-             fingerprint_sha256, pem_chain, csr_pem, key_algorithm, key_size, created_at, issuer_ca_id, \
-             sealed_private_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .arg(&v.id)
-        .arg(&v.certificate_id)
-        .arg(&v.serial_number)
-        .arg(to_micros(v.not_before))
-        .arg(to_micros(v.not_after))
-        .arg(&v.fingerprint_sha256)
-        .arg(&v.pem_chain)
-        .arg(v.csr_pem.clone())
-        .arg(&v.key_algorithm)
-        .arg(v.key_size)
-        .arg(ts)
-        .arg(v.issuer_ca_id.clone())
-        .arg(v.sealed_private_key.clone())
-        .execute(&mut tx.conn())
-        .await?;
-        Sql::new(
-            "UPDATE managed_certificates SET status = 'Active', expires_at = $2, last_renewal_at = $3, updated_at = $3, \
-             revoked_at = NULL, revocation_reason = NULL WHERE id = $1",
-        )
-        .arg(&v.certificate_id)
-        .arg(to_micros(v.not_after))
-        .arg(ts)
-        .execute(&mut tx.conn())
-        .await?;
-        let targets: Vec<(String, String)> = Sql::new(
-            "SELECT m.target_id, t.agent_id FROM certificate_target_mappings m JOIN deployment_targets t \
-             ON t.id = m.target_id WHERE m.certificate_id = $1 AND t.retired_at IS NULL AND t.enabled \
-             ORDER BY m.target_id",
-        )
-        .arg(&v.certificate_id)
-        .fetch_all(&mut tx.conn())
-        .await?;
-        let mut deployment_job_ids = Vec::with_capacity(targets.len());
-        let mut audit = vec![cert_audit(
-            actor,
-            "certificate_issued",
-            &v.certificate_id,
-            json!({
-                "version_id": v.id,
-                "job_id": job_id,
-                "serial_number": v.serial_number,
-                "issuer_ca_id": v.issuer_ca_id,
-                "not_after": v.not_after.unix_timestamp(),
-                "fingerprint_sha256": v.fingerprint_sha256,
-                "key_algorithm": v.key_algorithm,
-            }),
-        )];
-        for (target_id, agent_id) in targets {
-            let id = new_id("job");
-            Sql::new(
-                "INSERT INTO jobs (id, type, certificate_id, target_id, agent_id, status, scheduled_at, created_at, \
-                 updated_at) VALUES ($1, 'Deployment', $2, $3, $4, 'Pending', $5, $5, $5)",
-            )
-            .arg(&id)
-            .arg(&v.certificate_id)
-            .arg(&target_id)
-            .arg(&agent_id)
-            .arg(ts)
-            .execute(&mut tx.conn())
-            .await?;
-            audit.push(job_audit(
-                actor,
-                "deployment_job_created",
-                &id,
-                json!({"certificate_id": v.certificate_id, "target_id": target_id, "agent_id": agent_id}),
-            ));
-            deployment_job_ids.push(id);
+
+        if !accepted.is_empty() {
+            let rows: Vec<VersionRow> = accepted.iter().map(|&i| VersionRow::new(&requests[i].version, ts)).collect();
+            for chunk in rows.chunks(VERSIONS_PER_INSERT) {
+                let mut q = Sql::new(
+                    "INSERT INTO certificate_versions (id, certificate_id, serial_number, not_before, not_after, \
+                     fingerprint_sha256, pem_chain, csr_pem, key_algorithm, key_size, created_at, issuer_ca_id, \
+                     sealed_private_key) VALUES ",
+                );
+                for (n, v) in chunk.iter().enumerate() {
+                    q.push(if n == 0 { "(" } else { ", (" });
+                    q.push_bind(v.id.as_str()).push(", ").push_bind(v.certificate_id.as_str());
+                    q.push(", ").push_bind(v.serial_number.as_str()).push(", ").push_bind(v.not_before);
+                    q.push(", ").push_bind(v.not_after).push(", ").push_bind(v.fingerprint_sha256.as_str());
+                    q.push(", ").push_bind(v.pem_chain.as_str()).push(", ").push_bind(v.csr_pem.clone());
+                    q.push(", ").push_bind(v.key_algorithm.as_str()).push(", ").push_bind(v.key_size);
+                    q.push(", ").push_bind(ts).push(", ").push_bind(v.issuer_ca_id.clone());
+                    q.push(", ").push_bind(v.sealed_private_key.clone()).push(")");
+                }
+                q.execute(&mut tx.conn()).await?;
+            }
+
+            // One row per certificate: the last issuance of the batch is its current version.
+            let mut expiry: Vec<(&str, i64)> = Vec::with_capacity(accepted.len());
+            for &i in &accepted {
+                let v = &requests[i].version;
+                match expiry.iter_mut().find(|(id, _)| *id == v.certificate_id) {
+                    Some(slot) => slot.1 = to_micros(v.not_after),
+                    None => expiry.push((&v.certificate_id, to_micros(v.not_after))),
+                }
+            }
+            for chunk in expiry.chunks(VERSIONS_PER_INSERT) {
+                let mut q = Sql::new("WITH v (cid, exp) AS (VALUES ");
+                for (n, (id, exp)) in chunk.iter().enumerate() {
+                    q.push(if n == 0 { "(" } else { ", (" });
+                    q.push_bind(*id).push(", ").push_bind(*exp).push(")");
+                }
+                q.push(") UPDATE managed_certificates SET status = 'Active', expires_at = v.exp, last_renewal_at = ");
+                q.push_bind(ts).push(", updated_at = ").push_bind(ts);
+                q.push(", revoked_at = NULL, revocation_reason = NULL FROM v WHERE managed_certificates.id = v.cid");
+                q.execute(&mut tx.conn()).await?;
+            }
+
+            let mut q = Sql::new(
+                "SELECT m.certificate_id, m.target_id, t.agent_id FROM certificate_target_mappings m \
+                 JOIN deployment_targets t ON t.id = m.target_id WHERE t.retired_at IS NULL AND t.enabled \
+                 AND m.certificate_id IN (",
+            );
+            q.push_list(expiry.iter().map(|(id, _)| *id)).push(")");
+            q.push(" ORDER BY m.certificate_id, m.target_id");
+            let mappings: Vec<(String, String, String)> = q.fetch_all(&mut tx.conn()).await?;
+
+            let mut audit = Vec::with_capacity(accepted.len());
+            let mut deployments: Vec<(String, &str, &str, &str)> = Vec::new();
+            for (&i, row) in accepted.iter().zip(rows) {
+                let r = &requests[i];
+                let v = &r.version;
+                audit.push(cert_audit(
+                    &r.actor,
+                    "certificate_issued",
+                    &v.certificate_id,
+                    json!({
+                        "version_id": v.id,
+                        "job_id": r.job_id,
+                        "serial_number": v.serial_number,
+                        "issuer_ca_id": v.issuer_ca_id,
+                        "not_after": v.not_after.unix_timestamp(),
+                        "fingerprint_sha256": v.fingerprint_sha256,
+                        "key_algorithm": v.key_algorithm,
+                    }),
+                ));
+                let mut deployment_job_ids = Vec::new();
+                for (_, target_id, agent_id) in mappings.iter().filter(|(c, _, _)| *c == v.certificate_id) {
+                    let id = new_id("job");
+                    audit.push(job_audit(
+                        &r.actor,
+                        "deployment_job_created",
+                        &id,
+                        json!({"certificate_id": v.certificate_id, "target_id": target_id, "agent_id": agent_id}),
+                    ));
+                    deployment_job_ids.push(id.clone());
+                    deployments.push((id, &v.certificate_id, target_id, agent_id));
+                }
+                results[i] = Some(Ok(Completion { version: row.into_secrets().version, deployment_job_ids }));
+            }
+            for chunk in deployments.chunks(ROWS_PER_INSERT) {
+                let mut q = Sql::new(
+                    "INSERT INTO jobs (id, type, certificate_id, target_id, agent_id, status, scheduled_at, created_at, \
+                     updated_at) VALUES ",
+                );
+                for (n, (id, cert_id, target_id, agent_id)) in chunk.iter().enumerate() {
+                    q.push(if n == 0 { "(" } else { ", (" });
+                    q.push_bind(id.as_str()).push(", 'Deployment', ").push_bind(*cert_id);
+                    q.push(", ").push_bind(*target_id).push(", ").push_bind(*agent_id);
+                    q.push(", 'Pending', ").push_bind(ts).push(", ").push_bind(ts).push(", ").push_bind(ts).push(")");
+                }
+                q.execute(&mut tx.conn()).await?;
+            }
+            append(&mut tx, &audit, now).await?;
         }
-        append(&mut tx, &audit, now).await?;
-        let mut q = Sql::new(VERSION_COLUMNS);
-        q.push(" WHERE id = ").push_bind(v.id.as_str());
-        let row: VersionRow = q.fetch_one(&mut tx.conn()).await?;
         tx.commit().await?;
-        Ok(Completion { version: row.into_secrets().version, deployment_job_ids })
+        Ok(results.into_iter().map(|r| r.expect("every request answered")).collect())
     }
 
     /// Records a failed attempt of an issuance job. With `retry_at` the job waits for another

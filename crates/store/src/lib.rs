@@ -42,7 +42,9 @@ pub use audit::{AuditEntry, AuditFilterParsed, ChainReport};
 pub use authorities::{CaRecord, CaState, NewCa, NewRevocation, RevokedSerial, SerialStatus, StoredResponder};
 pub use certificates::{CertificateFilter, CertificateListQuery, ImportedCertificate, NewVersion};
 pub use common::Actor;
-pub use issuance::{AttemptOutcome, Completion, IssuedVersion, RenewalRequest, ScanReport, VersionSecrets};
+pub use issuance::{
+    AttemptOutcome, Completion, CompletionRequest, IssuedVersion, RenewalRequest, ScanReport, VersionSecrets,
+};
 pub use issuers::{IssuerChanges, NewIssuer, SealedConfig};
 pub use jobs::{JobQuery, NewJob};
 pub use paging::{Listing, Paging};

@@ -137,6 +137,17 @@ impl Sql {
         self
     }
 
+    /// Appends placeholders for `values`, comma-separated (the inside of an `IN (…)` list).
+    pub(crate) fn push_list<V: Into<Arg>>(&mut self, values: impl IntoIterator<Item = V>) -> &mut Self {
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.push_bind(v);
+        }
+        self
+    }
+
     pub(crate) async fn fetch_all<T: Row>(self, conn: &mut Conn<'_>) -> Result<Vec<T>, StoreError> {
         let Sql { text, args } = self;
         Ok(match conn {

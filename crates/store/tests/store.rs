@@ -84,6 +84,7 @@ backend_tests! {
         issuance::issuance_concurrent_claimers_never_share_a_job,
         issuance::issuance_transition_moves_only_from_the_expected_state,
         issuance::issuance_completion_records_the_version_and_fans_out_deployments,
+        issuance::issuance_completion_batches_answer_each_request,
         issuance::issuance_failed_attempts_retry_then_exhaust,
         issuance::issuance_overdue_jobs_follow_their_own_clocks,
         issuance::issuance_renewal_scan_opens_due_work,

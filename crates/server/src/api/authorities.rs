@@ -104,6 +104,7 @@ async fn create_intermediate(
     };
     let id = new_id("ca");
     let record = s.engine.authorities.create_child(&s, &parent, &id, name, spec, &p.actor()).await?;
+    s.engine.authorities.forget_signers();
     Ok((StatusCode::CREATED, Reply(to_wire(record))))
 }
 
@@ -144,7 +145,9 @@ async fn retire_intermediate(
     let req: RetireCa =
         if body.iter().all(u8::is_ascii_whitespace) { RetireCa::default() } else { crate::extract::parse_json(&body)? };
     let to = if req.confirm { CaState::Retired } else { CaState::Retiring };
-    Ok(Reply(to_wire(s.store.set_ca_state(&id, to, &p.actor(), s.clock.now()).await?)))
+    let record = s.store.set_ca_state(&id, to, &p.actor(), s.clock.now()).await?;
+    s.engine.authorities.forget_signers();
+    Ok(Reply(to_wire(record)))
 }
 
 /// The issuer's signing CA chain as PEM (signing CA first, root last).

@@ -161,7 +161,9 @@ async fn update_issuer(
         None => None,
     };
     let changes = IssuerChanges { name: req.name, config, enabled: req.enabled };
-    Ok(Reply(s.store.update_issuer(&id, &changes, &p.actor(), s.clock.now()).await?))
+    let issuer = s.store.update_issuer(&id, &changes, &p.actor(), s.clock.now()).await?;
+    s.engine.authorities.forget_signers();
+    Ok(Reply(issuer))
 }
 
 /// Delete an issuer that no certificate references.
@@ -174,6 +176,7 @@ async fn delete_issuer(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     s.store.delete_issuer(&id, &p.actor(), s.clock.now()).await?;
+    s.engine.authorities.forget_signers();
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -13,10 +13,10 @@ use std::time::Instant;
 use certctl_api::{AgentStatus, CertificateStatus, IssuerType, Job, JobStatus, JobType, TargetType};
 use certctl_store::testing::TestDb;
 use certctl_store::{
-    Actor, AttemptOutcome, AuditFilterParsed, Backend, CaState, CertificateFilter, Completion, ImportedCertificate,
-    IssuedVersion, JobQuery, Listing, NewAgent, NewCa, NewIssuer, NewJob, NewRevocation, NewTarget, Paging,
-    RenewalRequest, RevokedSerial, ScanReport, SealedConfig, SerialStatus, Store, StoreError, StoredResponder,
-    to_micros,
+    Actor, AttemptOutcome, AuditFilterParsed, Backend, CaState, CertificateFilter, Completion, CompletionRequest,
+    ImportedCertificate, IssuedVersion, JobQuery, Listing, NewAgent, NewCa, NewIssuer, NewJob, NewRevocation,
+    NewTarget, Paging, RenewalRequest, RevokedSerial, ScanReport, SealedConfig, SerialStatus, Store, StoreError,
+    StoredResponder, to_micros,
 };
 use serde_json::{Map, Value, json};
 use time::{Duration, OffsetDateTime};
@@ -631,6 +631,68 @@ pub async fn issuance_completion_records_the_version_and_fans_out_deployments(db
     not_found(store.current_version("nope").await, "current_version of an unknown certificate");
     let unknown = complete(&store, None, version("ver-5", "nope", "01", None, T0 + days(30)), at(11));
     not_found(unknown.await, "completing for an unknown certificate");
+}
+
+/// A batch answers each request as if it were alone: refusals stay with their request, a
+/// constraint violation by one request does not sink the others, and two issuances of one
+/// certificate in a batch leave the later one current.
+pub async fn issuance_completion_batches_answer_each_request(db: &TestDb) {
+    let store = db.store().await;
+    let w = world(&store).await;
+    store.create_ca(&new_ca("ca-1", &w.issuer, None), &alice(), T0).await.unwrap();
+    add_agent(&store, "agent-1").await;
+    add_target(&store, "t-1", "agent-1", true).await;
+    let a = active(&store, &w, "a", days(5)).await;
+    let b = active(&store, &w, "b", days(5)).await;
+    let gone = active(&store, &w, "gone", days(5)).await;
+    store.map_target(&a, "t-1", &alice(), T0).await.unwrap();
+    let mut raw = Raw::connect(db).await;
+    raw.must("UPDATE managed_certificates SET status = 'Archived' WHERE id = 'gone'").await;
+    raw.close().await;
+    let job = store.request_renewal(&renewal(&b, JobStatus::Pending), &alice(), at(1)).await.unwrap().id;
+    store.claim_issuance_jobs(at(2), Duration::minutes(5), 10).await.unwrap();
+
+    let req = |job: Option<&str>, v: IssuedVersion| CompletionRequest {
+        job_id: job.map(str::to_owned),
+        version: v,
+        actor: alice(),
+    };
+    let n = audit_count(&store).await;
+    let batch = [
+        req(None, version("va-1", &a, "a1", Some("ca-1"), T0 + days(80))),
+        req(Some(&job), version("vb-1", &b, "b1", None, T0 + days(90))),
+        req(None, version("vg-1", &gone, "g1", None, T0 + days(90))),
+        req(None, version("vn-1", "nope", "n1", None, T0 + days(90))),
+        req(None, version("va-2", &a, "a2", Some("ca-1"), T0 + days(85))),
+    ];
+    let results = store.complete_issuances(&batch, at(3)).await;
+    assert_eq!(results.len(), 5);
+    let ok = |i: usize| results[i].as_ref().unwrap_or_else(|e| panic!("request {i}: {e:?}"));
+    assert_eq!((ok(0).version.id.as_str(), ok(0).deployment_job_ids.len()), ("va-1", 1));
+    assert_eq!((ok(1).version.id.as_str(), ok(1).deployment_job_ids.len()), ("vb-1", 0));
+    assert_eq!((ok(4).version.id.as_str(), ok(4).version.created_at), ("va-2", at(3)));
+    assert!(matches!(results[2], Err(StoreError::Conflict(_))), "archived: {:?}", results[2]);
+    assert!(matches!(results[3], Err(StoreError::NotFound { .. })), "unknown: {:?}", results[3]);
+    assert_eq!(store.current_version(&a).await.unwrap().unwrap().version.id, "va-2");
+    assert_eq!(store.certificate(&a).await.unwrap().expires_at, Some(T0 + days(85)), "the later issuance wins");
+    assert_eq!(store.job(&job).await.unwrap().status, JobStatus::Completed);
+    assert_eq!(store.certificate(&b).await.unwrap().status, CertificateStatus::Active);
+    assert_eq!(cert_status(&store, &gone).await, CertificateStatus::Archived);
+    assert!(store.current_version(&gone).await.unwrap().is_none());
+    assert_eq!(audit_actions(&store, "certificate_issued").await, 3);
+    assert_eq!(audit_count(&store).await, n + 5, "three issuances and two deployment jobs");
+
+    // A duplicate fingerprint fails the batch as a whole; each request is then recorded alone.
+    let dup = IssuedVersion { fingerprint_sha256: "fp-va-1".into(), ..version("vb-2", &b, "b2", None, T0 + days(91)) };
+    let results = store
+        .complete_issuances(&[req(None, version("va-3", &a, "a3", None, T0 + days(86))), req(None, dup)], at(4))
+        .await;
+    assert_eq!(results[0].as_ref().unwrap().version.id, "va-3");
+    assert!(matches!(results[1], Err(StoreError::Conflict(_))), "duplicate: {:?}", results[1]);
+    assert_eq!(store.current_version(&b).await.unwrap().unwrap().version.id, "vb-1");
+    assert_eq!(audit_actions(&store, "certificate_issued").await, 4);
+    let chain = store.verify_audit_chain().await.unwrap();
+    assert_eq!(chain.first_broken, None, "{chain:?}");
 }
 
 // --- fail_issuance_attempt -------------------------------------------------------------------
