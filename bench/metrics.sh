@@ -14,8 +14,17 @@ cd "$(dirname "$0")/.."
 for tool in wrk hyperfine sqlite3; do
     which "$tool" >/dev/null || { echo "$tool is required: apt-get install -y wrk hyperfine sqlite3" >&2; exit 1; }
 done
-cargo build --release --bin certctl-server >/dev/null
-BIN=$PWD/target/release/certctl-server
+# CERTCTL_BENCH_PROFILE=debug measures the debug build (no optimisation of certctl's own
+# crates), for when a release build is out of reach; the release build is faster still.
+PROFILE=${CERTCTL_BENCH_PROFILE:-release}
+if [ -n "${CERTCTL_BENCH_NO_BUILD:-}" ]; then
+    :
+elif [ "$PROFILE" = release ]; then
+    cargo build --release --bin certctl-server >/dev/null
+else
+    cargo build --bin certctl-server >/dev/null
+fi
+BIN=$PWD/target/$PROFILE/certctl-server
 DURATION=${CERTCTL_BENCH_DURATION:-5s}
 NOTIFICATIONS=${CERTCTL_BENCH_NOTIFICATIONS:-100000}
 KEY=cck_bench_$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32)
@@ -89,7 +98,7 @@ SQL
     rm -rf "$dir"
 }
 
-echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
+echo "$PROFILE build; load average before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
 run 100
 run 100000
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
