@@ -12,6 +12,7 @@ pub mod extract;
 mod fsutil;
 pub mod issuance;
 pub mod local_ca;
+pub mod metrics;
 pub mod revocation;
 pub mod scheduler;
 pub mod secrets;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub started_at: time::OffsetDateTime,
     /// Issuance, CA and revocation runtime state shared by handlers and the scheduler.
     pub engine: Arc<issuance::Engine>,
+    /// Process counters and the cached database snapshot behind the metrics endpoints.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -82,7 +85,9 @@ pub fn router(state: AppState) -> Router {
     let (api, _) = api::router(state.clone()).split_for_parts();
     api.route("/.well-known/pki/ocsp/{issuer_id}/{*request}", axum::routing::get(api::authorities::ocsp_get))
         .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
-        .with_state(state)
+        .with_state(state.clone())
+        // Inside the router's layers so the matched route template is known.
+        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track_http))
         .layer(axum::middleware::from_fn(request_id))
         .layer(TraceLayer::new_for_http())
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -150,6 +155,7 @@ pub fn build_state(
         secrets: Arc::new(secrets),
         config: Arc::new(config),
         engine: Arc::new(issuance::Engine::default()),
+        metrics: Arc::new(metrics::Metrics::new()),
     };
     Ok((state, writer))
 }
@@ -174,6 +180,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let pki_listen = config.pki_http_listen;
     let (state, audit_writer) = build_state(store.clone(), config, clock)?;
     let scheduler = scheduler::Scheduler::start(&state);
+    let metrics_refresher = state.metrics.clone().spawn_refresher(store.clone(), state.clock.clone());
     if let Some(addr) = pki_listen {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -202,6 +209,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     println!("certctl-server listening on https://{bound} (dashboard and API at {external_url})");
     serving.await.context("server task failed")?.context("server failed")?;
     scheduler.shutdown().await;
+    metrics_refresher.abort();
     audit_writer.await.ok();
     store.close().await;
     tracing::info!("stopped");

@@ -34,6 +34,8 @@ mod jobs;
 mod lifecycle_audit;
 #[path = "api/meta.rs"]
 mod meta;
+#[path = "api/metrics.rs"]
+mod metrics;
 #[path = "api/openapi.rs"]
 mod openapi;
 #[path = "api/organization.rs"]
@@ -48,5 +50,7 @@ mod profiles;
 mod resource_roles;
 #[path = "api/revocation.rs"]
 mod revocation;
+#[path = "api/stats.rs"]
+mod stats;
 #[path = "api/targets.rs"]
 mod targets;

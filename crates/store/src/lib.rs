@@ -22,6 +22,7 @@ pub mod paging;
 mod policies;
 mod profiles;
 mod sql;
+mod stats;
 mod targets;
 #[cfg(feature = "testing")]
 #[doc(hidden)]
@@ -49,6 +50,7 @@ pub use issuers::{IssuerChanges, NewIssuer, SealedConfig};
 pub use jobs::{JobQuery, NewJob};
 pub use paging::{Listing, Paging};
 pub use policies::DEFAULT_RENEWAL_POLICY_ID;
+pub use stats::{EXPIRING_WINDOW, InventoryCounts, NOTIFICATION_STATUSES, ONLINE_WINDOW, OPEN_JOB_STATUSES};
 pub use targets::{NewTarget, TargetChanges};
 
 use sql::Conn;

@@ -7,6 +7,7 @@ mod lifecycle;
 mod operations;
 mod organization;
 mod policies;
+mod stats;
 
 pub use access::*;
 pub use certificates::*;
@@ -15,6 +16,7 @@ pub use lifecycle::*;
 pub use operations::*;
 pub use organization::*;
 pub use policies::*;
+pub use stats::*;
 
 /// Serde helpers for RFC 3339 timestamps.
 pub mod ts {

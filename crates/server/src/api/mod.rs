@@ -10,8 +10,10 @@ pub mod issuers;
 pub mod jobs;
 pub mod lifecycle;
 pub mod meta;
+pub mod metrics;
 pub mod organization;
 pub mod profiles;
+pub mod stats;
 pub mod targets;
 
 use axum::Json as AxumJson;
@@ -69,6 +71,7 @@ fn protected() -> OpenApiRouter<AppState> {
         .merge(audit::router())
         .merge(lifecycle::router())
         .merge(authorities::router())
+        .merge(stats::router())
 }
 
 /// Every route, with authentication on the protected ones.
@@ -76,7 +79,8 @@ pub fn router(state: AppState) -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(meta::public_router())
         .merge(authorities::pki_router())
-        .merge(protected().route_layer(axum::middleware::from_fn_with_state(state, crate::auth::authenticate)))
+        .merge(protected().route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::authenticate)))
+        .merge(metrics::router().route_layer(axum::middleware::from_fn_with_state(state, metrics::scrape_auth)))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
 }
 
@@ -86,6 +90,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .merge(meta::public_router())
         .merge(authorities::pki_router())
         .merge(protected())
+        .merge(metrics::router())
         .into_openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     doc
