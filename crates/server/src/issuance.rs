@@ -251,7 +251,16 @@ pub async fn submit_csr(
 /// An issued leaf, the chain above it, and the CA that signed it.
 type Issued = (IssuedCert, String, String);
 
+/// Issues a leaf and counts the outcome and the time it took.
 async fn issue_for(s: &AppState, ctx: &Context, public_key_der: &[u8]) -> ApiResult<Issued> {
+    let started = std::time::Instant::now();
+    let result = sign_leaf(s, ctx, public_key_der).await;
+    let outcome = if result.is_ok() { "success" } else { "failure" };
+    s.metrics.issuance(certctl_api::IssuerType::GenericCa.as_str(), outcome, started.elapsed());
+    result
+}
+
+async fn sign_leaf(s: &AppState, ctx: &Context, public_key_der: &[u8]) -> ApiResult<Issued> {
     let signer = s.engine.authorities.signer(s, &ctx.cert.issuer_id).await?;
     let (config, ca) = (&signer.config, &signer.ca);
     let mut validity = Duration::days(config.validity_days);

@@ -340,8 +340,19 @@ async fn hashes(s: &AppState, ca_id: &str) -> ApiResult<(Arc<IssuerHashes>, Opti
 /// problems become OCSP error statuses, never HTTP errors.
 pub async fn answer_ocsp(s: &AppState, path_id: &str, request: &[u8]) -> Bytes {
     match answer(s, path_id, request).await {
-        Ok(der) => der,
-        Err(status) => Bytes::from(error_response(status)),
+        Ok(der) => {
+            s.metrics.ocsp_request("successful");
+            der
+        }
+        Err(status) => {
+            s.metrics.ocsp_request(match status {
+                OcspResponseStatusCode::MalformedRequest => "malformed_request",
+                OcspResponseStatusCode::InternalError => "internal_error",
+                OcspResponseStatusCode::TryLater => "try_later",
+                OcspResponseStatusCode::Unauthorized => "unauthorized",
+            });
+            Bytes::from(error_response(status))
+        }
     }
 }
 

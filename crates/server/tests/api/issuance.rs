@@ -167,6 +167,12 @@ async fn agent_key_issuance_from_an_openssl_csr() {
     assert_eq!(ssl.cert_pubkey(leaf), csr_pub, "the certificate carries the CSR's key");
     assert_eq!(ssl.sans(leaf), ["DNS:web.example.com"]);
 
+    // The issuance is counted, with its duration, in the Prometheus exposition.
+    let scrape = app.get("/metrics", &app.operator).await;
+    let text = String::from_utf8_lossy(&scrape.body);
+    assert!(text.contains("certctl_issuance_total{issuer_type=\"GenericCA\",outcome=\"success\"} 1"), "{text}");
+    assert!(text.contains("certctl_issuance_duration_seconds_count{issuer_type=\"GenericCA\"} 1"), "{text}");
+
     // The server never held this key, so there is none to export.
     let r = app
         .post_json(
