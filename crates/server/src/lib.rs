@@ -12,6 +12,7 @@ pub mod extract;
 mod fsutil;
 pub mod issuance;
 pub mod local_ca;
+pub mod notify;
 pub mod revocation;
 pub mod scheduler;
 pub mod secrets;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub started_at: time::OffsetDateTime,
     /// Issuance, CA and revocation runtime state shared by handlers and the scheduler.
     pub engine: Arc<issuance::Engine>,
+    /// Notification channels, the outbound HTTP client and the retry ladder.
+    pub notify: Arc<notify::Notifications>,
 }
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -141,6 +144,7 @@ pub fn build_state(
 ) -> anyhow::Result<(AppState, tokio::task::JoinHandle<()>)> {
     let secrets = SecretBox::load(config.encryption_key.as_deref(), &config.data_dir)?;
     let (audit_log, writer) = AuditLog::start(store.clone(), clock.clone());
+    let notifications = notify::Notifications::from_config(&config)?;
     let state = AppState {
         auth: Arc::new(Authenticator::new(store.clone())),
         started_at: clock.now(),
@@ -150,6 +154,7 @@ pub fn build_state(
         secrets: Arc::new(secrets),
         config: Arc::new(config),
         engine: Arc::new(issuance::Engine::default()),
+        notify: Arc::new(notifications),
     };
     Ok((state, writer))
 }

@@ -34,6 +34,10 @@ mod jobs;
 mod lifecycle_audit;
 #[path = "api/meta.rs"]
 mod meta;
+#[path = "api/notifications.rs"]
+mod notifications;
+#[path = "api/notifications_peer.rs"]
+mod notifications_peer;
 #[path = "api/openapi.rs"]
 mod openapi;
 #[path = "api/organization.rs"]

@@ -309,6 +309,19 @@ impl Store {
             .collect()
     }
 
+    /// The largest alert threshold of any renewal policy (how far ahead the expiry scan looks).
+    pub async fn max_alert_threshold(&self) -> Result<i64> {
+        let mut c = self.reader().await?;
+        let rows: Vec<(String,)> =
+            Sql::new("SELECT DISTINCT alert_thresholds_days FROM renewal_policies").fetch_all(&mut c.conn()).await?;
+        let mut max = 0;
+        for (text,) in rows {
+            let days: Vec<i64> = parse_json("alert_thresholds_days", &text)?;
+            max = days.into_iter().fold(max, i64::max);
+        }
+        Ok(max)
+    }
+
     /// The distinct owner email addresses (digest recipients by default).
     pub async fn owner_emails(&self) -> Result<Vec<String>> {
         let mut c = self.reader().await?;

@@ -452,6 +452,25 @@ impl Store {
         rows.try_map(NotificationRow::into_notification)
     }
 
+    /// Whether any row of `kind` is claimable at `now`; a read, so idle polling never takes the
+    /// write lock.
+    pub async fn has_claimable_notifications(&self, kind: ClaimKind, now: OffsetDateTime) -> Result<bool> {
+        let mut c = self.reader().await?;
+        let now_us = to_micros(now);
+        let q = match kind {
+            ClaimKind::Pending => Sql::new(
+                "SELECT COUNT(*) FROM (SELECT id FROM notifications WHERE status = 'pending' \
+                 AND (lease_until IS NULL OR lease_until <= $1) LIMIT 1) AS due",
+            ),
+            ClaimKind::DueRetries => Sql::new(
+                "SELECT COUNT(*) FROM (SELECT id FROM notifications WHERE status = 'failed' \
+                 AND next_retry_at IS NOT NULL AND next_retry_at <= $1 \
+                 AND (lease_until IS NULL OR lease_until <= $1) LIMIT 1) AS due",
+            ),
+        };
+        Ok(q.arg(now_us).fetch_i64(&mut c.conn()).await? > 0)
+    }
+
     /// Count of notifications in `status` (the dead-letter depth for `dead`).
     pub async fn count_notifications(&self, status: NotificationStatus) -> Result<i64> {
         let mut c = self.reader().await?;

@@ -104,5 +104,6 @@ backend_tests! {
     sync: [
         paging::cursor_walk_during_inserts_sees_every_row_once,
         certificates::certificate_walk_during_inserts_sees_every_row_once,
+        notifications::notification_state_machine_invariants,
     ],
 }

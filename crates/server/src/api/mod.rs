@@ -6,10 +6,12 @@ pub mod agents;
 pub mod audit;
 pub mod authorities;
 pub mod certificates;
+pub mod channels;
 pub mod issuers;
 pub mod jobs;
 pub mod lifecycle;
 pub mod meta;
+pub mod notifications;
 pub mod organization;
 pub mod profiles;
 pub mod targets;
@@ -69,6 +71,8 @@ fn protected() -> OpenApiRouter<AppState> {
         .merge(audit::router())
         .merge(lifecycle::router())
         .merge(authorities::router())
+        .merge(notifications::router())
+        .merge(channels::router())
 }
 
 /// Every route, with authentication on the protected ones.

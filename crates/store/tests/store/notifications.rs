@@ -216,3 +216,88 @@ pub async fn notification_list_filters_and_pages(db: &TestDb) {
     }
     assert_eq!(seen.len(), 10);
 }
+
+/// One step of a random delivery history.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Succeed,
+    Fail,
+    Requeue,
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![3 => Just(Step::Fail), 1 => Just(Step::Succeed), 1 => Just(Step::Requeue)]
+}
+
+/// Random success/failure/requeue sequences against the real store: the state machine keeps
+/// its invariants after every step (sent only after a delivery, dead exactly at the budget,
+/// `next_retry_at` set exactly while failed and spaced by the backoff, nothing claimable once
+/// sent or dead).
+pub fn notification_state_machine_invariants(backend: certctl_store::Backend) {
+    use proptest::prelude::*;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = ProptestConfig { cases: 16, ..ProptestConfig::default() };
+    proptest!(config, |(steps in proptest::collection::vec(step(), 1..14))| {
+        rt.block_on(async {
+            let Some(db) = TestDb::new(backend).await else { return };
+            let store = db.store().await;
+            let p = RetryPolicy { base: Duration::from_secs(10), cap: Duration::from_secs(60), max_attempts: 4 };
+            store.enqueue_notifications(&[item("hook", None)], T0).await.unwrap();
+            let mut now = T0;
+            let mut failures = 0i64;
+            let mut delivered = false;
+            for s in steps {
+                now += time::Duration::hours(1);
+                let id = store
+                    .list_notifications(&NotificationQuery::default(), &Paging::Page { page: 1, per_page: 1 })
+                    .await
+                    .unwrap()
+                    .data()[0]
+                    .id
+                    .clone();
+                let before = store.notification(&id).await.unwrap();
+                let mut claimed = store.claim_notifications(ClaimKind::Pending, now, LEASE, 1).await.unwrap();
+                claimed.extend(store.claim_notifications(ClaimKind::DueRetries, now, LEASE, 1).await.unwrap());
+                let terminal = matches!(before.status, NotificationStatus::Sent | NotificationStatus::Dead | NotificationStatus::Read);
+                assert_eq!(claimed.is_empty(), terminal, "claimable exactly while in delivery: {before:?}");
+                match (s, claimed.pop()) {
+                    (Step::Succeed, Some(c)) => {
+                        assert!(store.record_notification_sent(&id, c.lease, now).await.unwrap());
+                        delivered = true;
+                    }
+                    (Step::Fail, Some(c)) => {
+                        store.record_notification_failure(&id, c.lease, "boom", &p, now).await.unwrap();
+                        failures += 1;
+                    }
+                    (Step::Requeue, _) => {
+                        let r = store.requeue_notification(&id, &alice(), now).await;
+                        if matches!(before.status, NotificationStatus::Dead | NotificationStatus::Failed) {
+                            r.unwrap();
+                            failures = 0;
+                        } else {
+                            assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+                        }
+                        // A claim made above is released by letting its lease lapse.
+                        now += time::Duration::seconds(61);
+                    }
+                    (_, None) => {}
+                }
+                let n = store.notification(&id).await.unwrap();
+                assert_eq!(n.status == NotificationStatus::Sent, delivered, "{n:?}");
+                assert_eq!(n.sent_at.is_some(), delivered);
+                assert_eq!(n.retry_count, failures, "{n:?}");
+                assert_eq!(n.status == NotificationStatus::Dead, !delivered && failures >= 4, "{n:?}");
+                assert_eq!(n.next_retry_at.is_some(), n.status == NotificationStatus::Failed, "{n:?}");
+                if n.status == NotificationStatus::Failed && n.updated_at == now {
+                    let wait = p.backoff(n.retry_count - 1);
+                    assert_eq!(n.next_retry_at, Some(now + time::Duration::try_from(wait).unwrap()));
+                }
+                if delivered {
+                    break;
+                }
+            }
+            db.cleanup().await;
+        });
+    });
+}
