@@ -354,3 +354,64 @@ fn status_names_match_the_contract() {
     let names: Vec<&str> = NotificationStatus::ALL.iter().map(|s| s.as_str()).collect();
     assert_eq!(names, ["pending", "sent", "failed", "dead", "read"]);
 }
+
+#[tokio::test]
+async fn policy_routing_to_a_missing_channel_is_422_and_expiry_alerts_fire_once_per_threshold() {
+    let rx = Receiver::start().await;
+    let (app, db) = NotifyApp::sqlite(&[("webhook_url", rx.url("/expiry"))]).await;
+    let cert = certificate(&app).await;
+    let policy = app.call(Method::GET, "/api/v1/renewal-policies", None).await.json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "p")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/api/v1/renewal-policies/{policy}");
+    let r = app.call(Method::PUT, &path, Some(json!({ "alert_channels": { "warning": ["pager-room"] } }))).await;
+    assert_eq!(r.status, 422, "{}", r.json);
+    assert!(r.json["message"].as_str().unwrap().contains("'pager-room'"), "{}", r.json);
+    let hook = json!({ "name": "pager-room", "type": "Webhook", "config": { "url": rx.url("/room") } });
+    assert_eq!(app.call(Method::POST, "/api/v1/notification-channels", Some(hook)).await.status, 201);
+    let r =
+        app.call(Method::PUT, &path, Some(json!({ "alert_channels": { "warning": ["pager-room", "Webhook"] } }))).await;
+    assert_eq!(r.status, 200, "{}", r.json);
+
+    // The certificate expires in 5 days and 1 hour: only the 7-day threshold fires (not 30 or 14).
+    let expires = app.clock.now() + time::Duration::days(5) + time::Duration::hours(1);
+    let mut raw = <sqlx::SqliteConnection as sqlx::Connection>::connect(db.url()).await.unwrap();
+    sqlx::query("UPDATE managed_certificates SET expires_at = $1, status = 'Active' WHERE id = $2")
+        .bind(certctl_store::to_micros(expires))
+        .bind(&cert)
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(worker::scan_expiry(&app.state).await, 2, "one alert per routed channel");
+    assert_eq!(worker::scan_expiry(&app.state).await, 0, "a second scan adds nothing");
+    let list = app
+        .call(Method::GET, &format!("/api/v1/notifications?certificate_id={cert}&type=ExpirationWarning"), None)
+        .await;
+    assert_eq!(list.json["total"], 2);
+    for n in list.json["data"].as_array().unwrap() {
+        assert_eq!(n["severity"], "warning");
+        assert!(n["subject"].as_str().unwrap().ends_with("expires in 5 days"), "{n}");
+    }
+    worker::deliver(&app.state, ClaimKind::Pending).await;
+    let paths: Vec<String> = rx.seen().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths.len(), 2);
+    assert!(paths.contains(&"/room".to_owned()) && paths.contains(&"/expiry".to_owned()), "{paths:?}");
+
+    // Two days after expiry the 0-day threshold fires, critical, routed to the default channel.
+    app.advance(7 * 86_400);
+    assert_eq!(worker::scan_expiry(&app.state).await, 1);
+    let crit = app.call(Method::GET, "/api/v1/notifications?channel=Email", None).await;
+    assert_eq!(crit.json["total"], 1);
+    let n = &crit.json["data"][0];
+    assert_eq!(n["severity"], "critical");
+    let subject = n["subject"].as_str().unwrap();
+    assert!(subject.ends_with("expired 1 day ago"), "{subject}");
+    assert!(!n["message"].as_str().unwrap().contains("in -"), "{n}");
+    db.cleanup().await;
+}
