@@ -57,6 +57,9 @@ pub struct Config {
     pub renewal_check_interval: Duration,
     pub job_process_interval: Duration,
     pub allow_loopback_targets: bool,
+    /// Channels declared by `CERTCTL_SMTP_*`, `CERTCTL_WEBHOOK_*`, `CERTCTL_SLACK_*`, … (raw JSON
+    /// channel settings keyed by channel type; validated by `notify::EnvChannels`).
+    pub notification_env: BTreeMap<String, String>,
     pub metrics_public: bool,
     pub log: String,
     pub log_format: LogFormat,
@@ -82,9 +85,49 @@ const SETTINGS: &[(&str, Option<&str>)] = &[
     ("renewal_check_interval", Some("1h")),
     ("job_process_interval", Some("30s")),
     ("allow_loopback_targets", Some("false")),
+    ("smtp_host", None),
+    ("smtp_port", Some("587")),
+    ("smtp_username", None),
+    ("smtp_password", None),
+    ("smtp_from_address", None),
+    ("smtp_tls", Some("starttls")),
+    ("smtp_ca_path", None),
+    ("smtp_to", None),
+    ("webhook_url", None),
+    ("webhook_secret", None),
+    ("slack_webhook_url", None),
+    ("teams_webhook_url", None),
+    ("pagerduty_routing_key", None),
+    ("pagerduty_url", None),
+    ("opsgenie_api_key", None),
+    ("opsgenie_region", Some("us")),
+    ("opsgenie_url", None),
+    ("digest_recipients", None),
     ("metrics_public", Some("false")),
     ("log", Some("info")),
     ("log_format", Some("text")),
+];
+
+/// The settings that declare notification channels, handed to the notifier as given.
+const NOTIFICATION_KEYS: &[&str] = &[
+    "smtp_host",
+    "smtp_port",
+    "smtp_username",
+    "smtp_password",
+    "smtp_from_address",
+    "smtp_tls",
+    "smtp_ca_path",
+    "smtp_to",
+    "webhook_url",
+    "webhook_secret",
+    "slack_webhook_url",
+    "teams_webhook_url",
+    "pagerduty_routing_key",
+    "pagerduty_url",
+    "opsgenie_api_key",
+    "opsgenie_region",
+    "opsgenie_url",
+    "digest_recipients",
 ];
 
 /// Raw settings keyed by variable name (`CERTCTL_LISTEN`), before validation.
@@ -223,6 +266,7 @@ impl RawSettings {
             renewal_check_interval: self.required("renewal_check_interval", parse_duration)?,
             job_process_interval: self.required("job_process_interval", parse_duration)?,
             allow_loopback_targets: self.required("allow_loopback_targets", parse_bool)?,
+            notification_env: NOTIFICATION_KEYS.iter().filter_map(|k| self.get(k).map(|v| (var_name(k), v))).collect(),
             metrics_public: self.required("metrics_public", parse_bool)?,
             log: self.required("log", |v| Ok(v.to_owned()))?,
             log_format: self.required("log_format", |v| match v {

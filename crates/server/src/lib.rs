@@ -13,6 +13,7 @@ mod fsutil;
 pub mod issuance;
 pub mod local_ca;
 pub mod metrics;
+pub mod notify;
 pub mod revocation;
 pub mod scheduler;
 pub mod secrets;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub engine: Arc<issuance::Engine>,
     /// Process counters and the cached database snapshot behind the metrics endpoints.
     pub metrics: Arc<metrics::Metrics>,
+    /// Notification channels, the outbound HTTP client and the retry ladder.
+    pub notify: Arc<notify::Notifications>,
 }
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -146,6 +149,7 @@ pub fn build_state(
 ) -> anyhow::Result<(AppState, tokio::task::JoinHandle<()>)> {
     let secrets = SecretBox::load(config.encryption_key.as_deref(), &config.data_dir)?;
     let (audit_log, writer) = AuditLog::start(store.clone(), clock.clone());
+    let notifications = notify::Notifications::from_config(&config)?;
     let state = AppState {
         auth: Arc::new(Authenticator::new(store.clone())),
         started_at: clock.now(),
@@ -156,6 +160,7 @@ pub fn build_state(
         config: Arc::new(config),
         engine: Arc::new(issuance::Engine::default()),
         metrics: Arc::new(metrics::Metrics::new()),
+        notify: Arc::new(notifications),
     };
     Ok((state, writer))
 }

@@ -1,5 +1,6 @@
 //! The one runner for every background loop: renewal scan, job processing, overdue-job
-//! reaping and the PKI refresh. Each loop runs at start, then on its interval; a run is bounded
+//! reaping, the PKI refresh, notification delivery, the notification retry sweep and the
+//! expiry-alert scan. Each loop runs at start, then on its interval; a run is bounded
 //! by a timeout, never overlaps itself, and stops when the server shuts down.
 
 use std::future::Future;
@@ -8,10 +9,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use certctl_store::Actor;
+use certctl_store::{Actor, ClaimKind};
 
 use crate::AppState;
-use crate::{issuance, revocation};
+use crate::{issuance, notify, revocation};
 
 /// Stops the loops when dropped or when `stop` is called.
 pub struct Scheduler {
@@ -70,6 +71,57 @@ impl Scheduler {
                         if let Err(e) = issuance::reap_overdue_jobs(&s).await {
                             tracing::warn!(error = %e, "overdue job reaping failed");
                         }
+                    }
+                }
+            },
+        );
+        spawn_loop(
+            &mut tasks,
+            stopped.clone(),
+            "notification_delivery",
+            Duration::from_secs(1),
+            Duration::from_secs(600),
+            None,
+            {
+                let s = s.clone();
+                move || {
+                    let s = s.clone();
+                    async move {
+                        notify::worker::deliver(&s, ClaimKind::Pending).await;
+                    }
+                }
+            },
+        );
+        spawn_loop(
+            &mut tasks,
+            stopped.clone(),
+            "notification_retry_sweep",
+            cfg.notification_retry_interval,
+            Duration::from_secs(600),
+            None,
+            {
+                let s = s.clone();
+                move || {
+                    let s = s.clone();
+                    async move {
+                        notify::worker::deliver(&s, ClaimKind::DueRetries).await;
+                    }
+                }
+            },
+        );
+        spawn_loop(
+            &mut tasks,
+            stopped.clone(),
+            "expiry_alerts",
+            cfg.renewal_check_interval,
+            Duration::from_secs(300),
+            None,
+            {
+                let s = s.clone();
+                move || {
+                    let s = s.clone();
+                    async move {
+                        notify::worker::scan_expiry(&s).await;
                     }
                 }
             },

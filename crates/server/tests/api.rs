@@ -36,6 +36,10 @@ mod lifecycle_audit;
 mod meta;
 #[path = "api/metrics.rs"]
 mod metrics;
+#[path = "api/notifications.rs"]
+mod notifications;
+#[path = "api/notifications_peer.rs"]
+mod notifications_peer;
 #[path = "api/openapi.rs"]
 mod openapi;
 #[path = "api/organization.rs"]

@@ -497,6 +497,31 @@ impl Store {
             details,
         );
         append(&mut tx, &[entry], now).await?;
+        // The revocation alert commits (or vanishes) with the revocation itself.
+        let routing =
+            crate::channels::route_certificate_event(&mut tx, &rev.certificate_id, certctl_api::SeverityTier::Critical)
+                .await?;
+        if let Some(routing) = routing {
+            let items: Vec<crate::NewNotification> = routing
+                .channels
+                .iter()
+                .map(|channel| crate::NewNotification {
+                    notification_type: certctl_api::NotificationType::Revocation,
+                    channel: channel.clone(),
+                    recipient: routing.owner_email.clone(),
+                    certificate_id: Some(rev.certificate_id.clone()),
+                    subject: format!("Certificate {} revoked", routing.certificate_name),
+                    message: format!(
+                        "Certificate {} (serial {}) was revoked by {}. Reason: {}.",
+                        routing.certificate_name, rev.serial_number, actor.name, rev.reason
+                    ),
+                    payload: json!({ "serial_number": rev.serial_number, "reason": rev.reason }),
+                    severity: certctl_api::SeverityTier::Critical,
+                    dedup_key: Some(format!("revocation:{}:{}:{channel}", rev.certificate_id, rev.serial_number)),
+                })
+                .collect();
+            crate::notifications::enqueue_notifications(&mut tx, &items, now).await?;
+        }
         tx.commit().await?;
         Ok(RevokedSerial {
             serial_number: rev.serial_number.clone(),

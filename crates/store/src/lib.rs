@@ -13,10 +13,12 @@ mod api_keys;
 pub mod audit;
 mod authorities;
 mod certificates;
+mod channels;
 mod common;
 mod issuance;
 mod issuers;
 mod jobs;
+mod notifications;
 mod organization;
 pub mod paging;
 mod policies;
@@ -42,12 +44,16 @@ pub use api_keys::{ApiKeyRecord, NewApiKey};
 pub use audit::{AuditEntry, AuditFilterParsed, ChainReport};
 pub use authorities::{CaRecord, CaState, NewCa, NewRevocation, RevokedSerial, SerialStatus, StoredResponder};
 pub use certificates::{CertificateFilter, CertificateListQuery, ImportedCertificate, NewVersion};
+pub use channels::{ChannelRecord, ChannelWrite, DEFAULT_CHANNEL, ExpiryCandidate, Routing, route_certificate_event};
 pub use common::Actor;
 pub use issuance::{
     AttemptOutcome, Completion, CompletionRequest, IssuedVersion, RenewalRequest, ScanReport, VersionSecrets,
 };
 pub use issuers::{IssuerChanges, NewIssuer, SealedConfig};
 pub use jobs::{JobQuery, NewJob};
+pub use notifications::{
+    ClaimKind, Claimed, FailureOutcome, NewNotification, NotificationQuery, RetryPolicy, enqueue_notifications,
+};
 pub use paging::{Listing, Paging};
 pub use policies::DEFAULT_RENEWAL_POLICY_ID;
 pub use stats::{EXPIRING_WINDOW, InventoryCounts, NOTIFICATION_STATUSES, ONLINE_WINDOW, OPEN_JOB_STATUSES};

@@ -11,6 +11,8 @@ mod certificates;
 mod inventory_audit;
 #[path = "store/issuance.rs"]
 mod issuance;
+#[path = "store/notifications.rs"]
+mod notifications;
 #[path = "store/organization.rs"]
 mod organization;
 #[path = "store/paging.rs"]
@@ -93,9 +95,16 @@ backend_tests! {
         issuance::issuance_crl_numbers_and_ocsp_responder,
         issuance::issuance_revocation_updates_certificate_jobs_and_lookups,
         issuance::issuance_issued_serials_and_serial_status,
+        notifications::notification_enqueue_dedups_in_the_callers_transaction,
+        notifications::notification_retry_ladder_reaches_dead_then_requeue,
+        notifications::notification_lost_lease_changes_nothing,
+        notifications::notification_unconfigured_channel_goes_dead,
+        notifications::notification_concurrent_claimers_never_share_a_row,
+        notifications::notification_list_filters_and_pages,
     ],
     sync: [
         paging::cursor_walk_during_inserts_sees_every_row_once,
         certificates::certificate_walk_during_inserts_sees_every_row_once,
+        notifications::notification_state_machine_invariants,
     ],
 }

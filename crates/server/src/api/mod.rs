@@ -6,11 +6,13 @@ pub mod agents;
 pub mod audit;
 pub mod authorities;
 pub mod certificates;
+pub mod channels;
 pub mod issuers;
 pub mod jobs;
 pub mod lifecycle;
 pub mod meta;
 pub mod metrics;
+pub mod notifications;
 pub mod organization;
 pub mod profiles;
 pub mod stats;
@@ -72,6 +74,8 @@ fn protected() -> OpenApiRouter<AppState> {
         .merge(lifecycle::router())
         .merge(authorities::router())
         .merge(stats::router())
+        .merge(notifications::router())
+        .merge(channels::router())
 }
 
 /// Every route, with authentication on the protected ones.

@@ -15,7 +15,7 @@ use certctl_api::{
 use super::listing;
 use crate::AppState;
 use crate::auth::{Operator, Viewer};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query, paging};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -101,6 +101,7 @@ async fn create_renewal_policy(
     State(s): State<AppState>,
     Json(req): Json<CreateRenewalPolicy>,
 ) -> ApiResult<(StatusCode, Reply<RenewalPolicy>)> {
+    check_routing(&s, req.alert_channels.as_ref()).await?;
     Ok((StatusCode::CREATED, Reply(s.store.create_renewal_policy(&req, &p.actor(), s.clock.now()).await?)))
 }
 
@@ -127,6 +128,7 @@ async fn update_renewal_policy(
     Path(id): Path<String>,
     Json(req): Json<UpdateRenewalPolicy>,
 ) -> ApiResult<Reply<RenewalPolicy>> {
+    check_routing(&s, req.alert_channels.as_ref()).await?;
     Ok(Reply(s.store.update_renewal_policy(&id, &req, &p.actor(), s.clock.now()).await?))
 }
 
@@ -140,4 +142,28 @@ async fn delete_renewal_policy(
 ) -> ApiResult<StatusCode> {
     s.store.delete_renewal_policy(&id, &p.actor(), s.clock.now()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Every channel an alert tier routes to must exist: one of the environment-declared channel
+/// names (`Email`, `Webhook`, `Slack`, `Teams`, `PagerDuty`, `OpsGenie`) or a channel managed
+/// through the API. A name that exists nowhere is refused with 422 rather than discovered when
+/// the first alert goes dead.
+async fn check_routing(
+    s: &AppState,
+    routes: Option<&std::collections::BTreeMap<certctl_api::SeverityTier, Vec<String>>>,
+) -> ApiResult<()> {
+    let Some(routes) = routes else { return Ok(()) };
+    let mut names: Vec<String> = routes
+        .values()
+        .flatten()
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty() && n.parse::<certctl_api::ChannelType>().is_err())
+        .collect();
+    names.sort();
+    names.dedup();
+    let missing = s.store.missing_channels(&names).await?;
+    if let Some(name) = missing.first() {
+        return Err(ApiError::Unprocessable(format!("alert_channels: notification channel '{name}' does not exist")));
+    }
+    Ok(())
 }

@@ -1,0 +1,203 @@
+//! Notifications (the outbox and its dead-letter queue), notification channels and the digest.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::{InvalidValue, Name, SeverityTier};
+
+/// A closed set of wire strings with `as_str`, `Display`, `FromStr` and `ALL`.
+macro_rules! notify_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $wire:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $wire)] $variant),+
+        }
+
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The wire spelling.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $wire),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = InvalidValue;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($wire => Ok($name::$variant),)+
+                    _ => Err(InvalidValue(format!("'{s}' is not one of {}", [$($wire),+].join(", ")))),
+                }
+            }
+        }
+    };
+}
+
+notify_enum!(
+    /// What a notification reports.
+    NotificationType {
+        ExpirationWarning = "ExpirationWarning",
+        RenewalSuccess = "RenewalSuccess",
+        RenewalFailure = "RenewalFailure",
+        DeploymentSuccess = "DeploymentSuccess",
+        DeploymentFailure = "DeploymentFailure",
+        PolicyViolation = "PolicyViolation",
+        Revocation = "Revocation",
+        /// Sent by `POST /api/v1/notification-channels/{id}/test`.
+        Test = "Test",
+    }
+);
+
+notify_enum!(
+    /// Where a notification is in its delivery.
+    NotificationStatus {
+        /// Waiting for its first delivery attempt.
+        Pending = "pending",
+        /// Delivered.
+        Sent = "sent",
+        /// An attempt failed; `next_retry_at` says when the retry sweep tries again.
+        Failed = "failed",
+        /// Out of attempts, or its channel is not configured; only a requeue revives it.
+        Dead = "dead",
+        /// Delivered and acknowledged by an operator.
+        Read = "read",
+    }
+);
+
+notify_enum!(
+    /// The kind of a notification channel.
+    ChannelType {
+        Email = "Email",
+        Webhook = "Webhook",
+        Slack = "Slack",
+        Teams = "Teams",
+        PagerDuty = "PagerDuty",
+        OpsGenie = "OpsGenie",
+    }
+);
+
+/// One notification of the outbox.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Notification {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub notification_type: NotificationType,
+    /// Name of the channel that delivers it.
+    pub channel: String,
+    pub recipient: String,
+    #[serde(default)]
+    pub certificate_id: Option<String>,
+    pub subject: String,
+    pub message: String,
+    pub severity: SeverityTier,
+    pub status: NotificationStatus,
+    /// Failed attempts so far; on a `sent` row, the attempts that failed before it was delivered.
+    pub retry_count: i64,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub next_retry_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub sent_at: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub read_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// Filters of `GET /api/v1/notifications`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct NotificationFilter {
+    /// `pending`, `sent`, `failed`, `dead` (the dead-letter queue) or `read`.
+    pub status: Option<String>,
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub notification_type: Option<String>,
+    pub channel: Option<String>,
+    pub certificate_id: Option<String>,
+}
+
+/// A named notification channel. Secret settings never leave the server: they read `"********"`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct NotificationChannel {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub channel_type: ChannelType,
+    /// Type-specific settings, secrets redacted.
+    #[schema(value_type = Object)]
+    pub config: Value,
+    pub enabled: bool,
+    /// `api` for channels managed through the API, `env` for those declared by environment.
+    pub source: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// Body of `POST /api/v1/notification-channels`.
+///
+/// `config` by type: Webhook `{url, secret?}`; Slack and Teams `{url}`; PagerDuty
+/// `{routing_key, url?}`; OpsGenie `{api_key, region?: "us"|"eu", url?}`; Email `{host, port?,
+/// tls?: "starttls"|"implicit"|"none", username?, password?, from, to: [..]}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateNotificationChannel {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub name: Name,
+    #[serde(rename = "type")]
+    pub channel_type: ChannelType,
+    #[schema(value_type = Object)]
+    pub config: Value,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// Body of `PUT /api/v1/notification-channels/{id}`; absent fields keep their value, and a
+/// secret setting sent as `"********"` (or left out of a new `config`) keeps its stored value.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateNotificationChannel {
+    #[serde(default)]
+    pub name: Option<Name>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<Value>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// What the digest reports.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct DigestPreview {
+    pub subject: String,
+    pub recipients: Vec<String>,
+    pub text: String,
+    pub html: String,
+}
+
+/// Result of `POST /api/v1/digest/send`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct DigestSent {
+    /// Notifications enqueued, one per recipient.
+    pub enqueued: usize,
+    pub recipients: Vec<String>,
+}
