@@ -136,6 +136,12 @@ pub struct Routing {
 /// The channel every tier routes to when a policy names none.
 pub const DEFAULT_CHANNEL: &str = "Email";
 
+/// The channels a policy's `alert_channels` routes `tier` to, when it names that tier at all.
+pub(crate) fn explicit_routes(alert_channels: &str, tier: SeverityTier) -> Result<Option<Vec<String>>> {
+    let mut routes: BTreeMap<SeverityTier, Vec<String>> = parse_json("alert_channels", alert_channels)?;
+    Ok(routes.remove(&tier).filter(|c| !c.is_empty()))
+}
+
 /// Resolves inside `tx` the channels a certificate's events of severity `tier` route to (the
 /// policy's `alert_channels[tier]`, or [`DEFAULT_CHANNEL`] when the policy has no entry), and
 /// the owner's email as recipient. `None` when the certificate does not exist.

@@ -7,10 +7,12 @@ use serde_json::json;
 use sqlx::FromRow;
 use time::{Duration, OffsetDateTime};
 
-use certctl_api::{CertificateVersion, Job, JobStatus, JobType};
+use certctl_api::{CertificateVersion, Job, JobStatus, JobType, NotificationType, SeverityTier};
 
 use crate::audit::{AuditEntry, append};
+use crate::channels::{Routing, explicit_routes, route_certificate_event};
 use crate::common::{Actor, must_exist};
+use crate::notifications::{NewNotification, enqueue_notifications};
 use crate::sql::{Conn, Sql};
 use crate::{Backend, Result, Store, StoreError, from_micros, new_id, to_micros};
 
@@ -175,6 +177,73 @@ pub(crate) async fn cancel_open_jobs(
     q.push(OPEN_STATES).push(" RETURNING id");
     let ids: Vec<(String,)> = q.fetch_all(&mut tx.conn()).await?;
     Ok(ids.into_iter().map(|(id,)| id).collect())
+}
+
+/// What a batch of completions needs to know about each certificate.
+struct CertFacts {
+    status: String,
+    name: String,
+    email: Option<String>,
+    /// The renewal policy's `alert_channels`.
+    routes: Option<String>,
+}
+
+/// RenewalSuccess alerts for a recorded issuance: only to the channels the certificate's policy
+/// routes its informational tier to (no default channel, so a quiet policy stays quiet).
+fn renewal_success(
+    v: &IssuedVersion,
+    name: &str,
+    owner_email: Option<&str>,
+    alert_channels: &str,
+) -> Result<Vec<NewNotification>> {
+    let Some(channels) = explicit_routes(alert_channels, SeverityTier::Informational)? else {
+        return Ok(Vec::new());
+    };
+    let not_after = v.not_after.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    Ok(channels
+        .into_iter()
+        .map(|channel| NewNotification {
+            notification_type: NotificationType::RenewalSuccess,
+            recipient: owner_email.unwrap_or_default().to_owned(),
+            certificate_id: Some(v.certificate_id.clone()),
+            subject: format!("Certificate {name} renewed"),
+            message: format!("Certificate {name} was issued a new version, valid until {not_after}."),
+            payload: json!({
+                "certificate_name": name,
+                "version_id": v.id,
+                "serial_number": v.serial_number,
+                "not_after": not_after,
+            }),
+            severity: SeverityTier::Informational,
+            dedup_key: Some(format!("renewal-success:{}:{}:{channel}", v.certificate_id, v.id)),
+            channel,
+        })
+        .collect())
+}
+
+/// RenewalFailure alerts once a renewal has used up its attempts.
+fn renewal_failure(job: &Job, job_id: &str, error: &str, routing: &Routing) -> Vec<NewNotification> {
+    let name = &routing.certificate_name;
+    routing
+        .channels
+        .iter()
+        .map(|channel| NewNotification {
+            notification_type: NotificationType::RenewalFailure,
+            channel: channel.clone(),
+            recipient: routing.owner_email.clone(),
+            certificate_id: Some(job.certificate_id.clone()),
+            subject: format!("Certificate {name} could not be renewed"),
+            message: format!("Renewal of certificate {name} failed after {} attempts: {error}", job.attempts),
+            payload: json!({
+                "certificate_name": name,
+                "job_id": job_id,
+                "attempts": job.attempts,
+                "error": error,
+            }),
+            severity: SeverityTier::Warning,
+            dedup_key: Some(format!("renewal-failure:{}:{job_id}:{channel}", job.certificate_id)),
+        })
+        .collect()
 }
 
 fn cert_audit(actor: &Actor, action: &str, id: &str, details: serde_json::Value) -> AuditEntry {
@@ -399,17 +468,25 @@ impl Store {
         let ts = to_micros(now);
         let mut tx = self.begin().await?;
 
-        let mut q = Sql::new("SELECT id, status FROM managed_certificates WHERE id IN (");
+        let mut q = Sql::new(
+            "SELECT c.id, c.status, c.name, o.email, p.alert_channels FROM managed_certificates c \
+             LEFT JOIN owners o ON o.id = c.owner_id LEFT JOIN renewal_policies p ON p.id = c.renewal_policy_id \
+             WHERE c.id IN (",
+        );
         q.push_list(requests.iter().map(|r| r.version.certificate_id.as_str())).push(")");
-        let statuses: HashMap<String, String> =
-            q.fetch_all::<(String, String)>(&mut tx.conn()).await?.into_iter().collect();
+        let certs: HashMap<String, CertFacts> = q
+            .fetch_all::<(String, String, String, Option<String>, Option<String>)>(&mut tx.conn())
+            .await?
+            .into_iter()
+            .map(|(id, status, name, email, routes)| (id, CertFacts { status, name, email, routes }))
+            .collect();
 
         // Requests refused on their own terms get their error here; the rest are recorded.
         let mut results: Vec<Option<Result<Completion>>> = (0..requests.len()).map(|_| None).collect();
         let mut accepted = Vec::with_capacity(requests.len());
         for (i, r) in requests.iter().enumerate() {
             let cert_id = &r.version.certificate_id;
-            match statuses.get(cert_id).map(String::as_str) {
+            match certs.get(cert_id).map(|c| c.status.as_str()) {
                 None => {
                     results[i] = Some(Err(StoreError::NotFound { resource: "certificate", id: cert_id.clone() }));
                     continue;
@@ -501,6 +578,7 @@ impl Store {
 
             let mut audit = Vec::with_capacity(accepted.len());
             let mut deployments: Vec<(String, &str, &str, &str)> = Vec::new();
+            let mut renewed = Vec::new();
             for (&i, row) in accepted.iter().zip(rows) {
                 let r = &requests[i];
                 let v = &r.version;
@@ -531,6 +609,9 @@ impl Store {
                     deployments.push((id, &v.certificate_id, target_id, agent_id));
                 }
                 results[i] = Some(Ok(Completion { version: row.into_secrets().version, deployment_job_ids }));
+                if let Some(CertFacts { name, email, routes: Some(routes), .. }) = certs.get(&v.certificate_id) {
+                    renewed.extend(renewal_success(v, name, email.as_deref(), routes)?);
+                }
             }
             for chunk in deployments.chunks(ROWS_PER_INSERT) {
                 let mut q = Sql::new(
@@ -546,6 +627,7 @@ impl Store {
                 q.execute(&mut tx.conn()).await?;
             }
             append(&mut tx, &audit, now).await?;
+            enqueue_notifications(&mut tx, &renewed, now).await?;
         }
         tx.commit().await?;
         Ok(results.into_iter().map(|r| r.expect("every request answered")).collect())
@@ -615,6 +697,12 @@ impl Store {
                     "error": error,
                 });
                 append(&mut tx, &[cert_audit(actor, "renewal_failed", &job.certificate_id, details)], now).await?;
+                if let Some(routing) =
+                    route_certificate_event(&mut tx, &job.certificate_id, SeverityTier::Warning).await?
+                {
+                    let alerts = renewal_failure(&job, job_id, &error, &routing);
+                    enqueue_notifications(&mut tx, &alerts, now).await?;
+                }
                 AttemptOutcome::Exhausted
             }
         };

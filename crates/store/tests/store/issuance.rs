@@ -10,13 +10,13 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Instant;
 
-use certctl_api::{AgentStatus, CertificateStatus, IssuerType, Job, JobStatus, JobType, TargetType};
+use certctl_api::{AgentStatus, CertificateStatus, IssuerType, Job, JobStatus, JobType, NotificationType, TargetType};
 use certctl_store::testing::TestDb;
 use certctl_store::{
     Actor, AttemptOutcome, AuditFilterParsed, Backend, CaState, CertificateFilter, Completion, CompletionRequest,
     ImportedCertificate, IssuedVersion, JobQuery, Listing, NewAgent, NewCa, NewIssuer, NewJob, NewRevocation,
-    NewTarget, Paging, RenewalRequest, RevokedSerial, ScanReport, SealedConfig, SerialStatus, Store, StoreError,
-    StoredResponder, to_micros,
+    NewTarget, NotificationQuery, Paging, RenewalRequest, RevokedSerial, ScanReport, SealedConfig, SerialStatus, Store,
+    StoreError, StoredResponder, to_micros,
 };
 use serde_json::{Map, Value, json};
 use time::{Duration, OffsetDateTime};
@@ -31,6 +31,12 @@ fn days(n: i64) -> Duration {
 
 fn from_json<T: serde::de::DeserializeOwned>(v: Value) -> T {
     serde_json::from_value(v).unwrap()
+}
+
+/// Every notification about a certificate.
+async fn notifications_of(store: &Store, cert: &str) -> Vec<certctl_api::Notification> {
+    let query = NotificationQuery { certificate_id: Some(cert.to_owned()), ..NotificationQuery::default() };
+    store.list_notifications(&query, &Paging::Page { page: 1, per_page: 100 }).await.unwrap().data().to_vec()
 }
 
 /// Asserts that `r` is a `Conflict`.
@@ -657,6 +663,14 @@ pub async fn issuance_completion_batches_answer_each_request(db: &TestDb) {
         version: v,
         actor: alice(),
     };
+    // Only a policy that routes its informational tier hears of renewals.
+    let mut raw = Raw::connect(db).await;
+    raw.must(&format!(
+        "UPDATE renewal_policies SET alert_channels = '{{\"informational\":[\"Webhook\",\"Slack\"]}}' WHERE id = '{}'",
+        w.policy
+    ))
+    .await;
+    raw.close().await;
     let n = audit_count(&store).await;
     let batch = [
         req(None, version("va-1", &a, "a1", Some("ca-1"), T0 + days(80))),
@@ -681,6 +695,19 @@ pub async fn issuance_completion_batches_answer_each_request(db: &TestDb) {
     assert!(store.current_version(&gone).await.unwrap().is_none());
     assert_eq!(audit_actions(&store, "certificate_issued").await, 3);
     assert_eq!(audit_count(&store).await, n + 5, "three issuances and two deployment jobs");
+    let alerts = notifications_of(&store, &a).await;
+    let mut got: Vec<(NotificationType, String)> =
+        alerts.iter().map(|n| (n.notification_type, n.channel.clone())).collect();
+    got.sort();
+    let mut expected = vec![
+        (NotificationType::RenewalSuccess, "Slack".to_owned()),
+        (NotificationType::RenewalSuccess, "Slack".to_owned()),
+        (NotificationType::RenewalSuccess, "Webhook".to_owned()),
+        (NotificationType::RenewalSuccess, "Webhook".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(got, expected, "one per issuance and routed channel");
+    assert!(notifications_of(&store, &gone).await.is_empty(), "nothing for a refused issuance");
 
     // A duplicate fingerprint fails the batch as a whole; each request is then recorded alone.
     let dup = IssuedVersion { fingerprint_sha256: "fp-va-1".into(), ..version("vb-2", &b, "b2", None, T0 + days(91)) };
@@ -738,6 +765,11 @@ pub async fn issuance_failed_attempts_retry_then_exhaust(db: &TestDb) {
         (JobStatus::Failed, Some(at(601)), Some("CA unreachable"))
     );
     assert_eq!(cert_status(&store, &cert).await, CertificateStatus::Failed);
+    // The owner hears of it on the policy's warning channel, Email by default, exactly once.
+    let alerts = notifications_of(&store, &cert).await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!((alerts[0].notification_type, alerts[0].channel.as_str()), (NotificationType::RenewalFailure, "Email"));
+    assert!(alerts[0].message.contains("CA unreachable"), "{}", alerts[0].message);
 
     // A finished job cannot fail again, with or without a retry.
     conflict(store.fail_issuance_attempt(&job, "again", None, &system, at(602)).await, "failed job");
