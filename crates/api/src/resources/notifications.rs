@@ -7,46 +7,10 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::scalars::wire_enum;
 use crate::{InvalidValue, Name, SeverityTier};
 
-/// A closed set of wire strings with `as_str`, `Display`, `FromStr` and `ALL`.
-macro_rules! notify_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $wire:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
-        pub enum $name {
-            $($(#[$vmeta])* #[serde(rename = $wire)] $variant),+
-        }
-
-        impl $name {
-            /// Every variant, in declaration order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The wire spelling.
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $wire),+ }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = InvalidValue;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $($wire => Ok($name::$variant),)+
-                    _ => Err(InvalidValue(format!("'{s}' is not one of {}", [$($wire),+].join(", ")))),
-                }
-            }
-        }
-    };
-}
-
-notify_enum!(
+wire_enum!(
     /// What a notification reports.
     NotificationType {
         ExpirationWarning = "ExpirationWarning",
@@ -61,7 +25,7 @@ notify_enum!(
     }
 );
 
-notify_enum!(
+wire_enum!(
     /// Where a notification is in its delivery.
     NotificationStatus {
         /// Waiting for its first delivery attempt.
@@ -77,7 +41,7 @@ notify_enum!(
     }
 );
 
-notify_enum!(
+wire_enum!(
     /// The kind of a notification channel.
     ChannelType {
         Email = "Email",
