@@ -47,7 +47,7 @@ impl Scheduler {
             "job_processor",
             cfg.job_process_interval,
             Duration::from_secs(120),
-            Some(s.clone()),
+            Some((s.clone(), |s: &AppState| &s.engine.wake)),
             {
                 let s = s.clone();
                 move || {
@@ -81,7 +81,7 @@ impl Scheduler {
             "notification_delivery",
             Duration::from_secs(1),
             Duration::from_secs(600),
-            None,
+            Some((s.clone(), |s: &AppState| &s.notify.wake)),
             {
                 let s = s.clone();
                 move || {
@@ -143,13 +143,16 @@ impl Scheduler {
     }
 }
 
+/// Picks the `Notify` that wakes a loop ahead of its interval.
+type WakeSource = fn(&AppState) -> &tokio::sync::Notify;
+
 fn spawn_loop<F, Fut>(
     tasks: &mut JoinSet<()>,
     mut stopped: watch::Receiver<bool>,
     name: &'static str,
     every: Duration,
     limit: Duration,
-    wake: Option<AppState>,
+    wake: Option<(AppState, WakeSource)>,
     run: F,
 ) where
     F: Fn() -> Fut + Send + 'static,
@@ -161,7 +164,7 @@ fn spawn_loop<F, Fut>(
         loop {
             let woken = async {
                 match &wake {
-                    Some(s) => s.engine.wake.notified().await,
+                    Some((s, source)) => source(s).notified().await,
                     None => std::future::pending().await,
                 }
             };

@@ -166,7 +166,13 @@ const RETURNING: &str = " RETURNING id, type, channel, recipient, certificate_id
 /// Writes `items` to the outbox inside `tx`; rows whose `dedup_key` already exists are skipped.
 /// Returns how many rows were written.
 pub async fn enqueue_notifications(tx: &mut Tx, items: &[NewNotification], now: OffsetDateTime) -> Result<usize> {
-    let mut written = 0;
+    Ok(enqueue_each(tx, items, now).await?.into_iter().filter(|w| *w).count())
+}
+
+/// Like [`enqueue_notifications`], answering for each item whether it was written (false: its
+/// `dedup_key` already existed).
+pub async fn enqueue_each(tx: &mut Tx, items: &[NewNotification], now: OffsetDateTime) -> Result<Vec<bool>> {
+    let mut written = Vec::with_capacity(items.len());
     for n in items {
         let q = Sql::new(
             "INSERT INTO notifications (id, type, channel, recipient, certificate_id, subject, message, payload, \
@@ -185,7 +191,7 @@ pub async fn enqueue_notifications(tx: &mut Tx, items: &[NewNotification], now: 
         .arg(n.severity.as_str())
         .arg(n.dedup_key.clone())
         .arg(to_micros(now));
-        written += q.execute(&mut tx.conn()).await? as usize;
+        written.push(q.execute(&mut tx.conn()).await? > 0);
     }
     Ok(written)
 }
@@ -213,6 +219,19 @@ impl Store {
         let n = enqueue_notifications(&mut tx, items, now).await?;
         tx.commit().await?;
         Ok(n)
+    }
+
+    /// Writes `items` in one transaction, answering for each whether it was written (false: a
+    /// duplicate of an existing `dedup_key`).
+    pub async fn enqueue_notifications_each(
+        &self,
+        items: &[NewNotification],
+        now: OffsetDateTime,
+    ) -> Result<Vec<bool>> {
+        let mut tx = self.begin().await?;
+        let written = enqueue_each(&mut tx, items, now).await?;
+        tx.commit().await?;
+        Ok(written)
     }
 
     /// Claims up to `limit` rows of `kind` whose lease is free, leasing them until `now + lease`.
@@ -270,6 +289,30 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(n == 1)
+    }
+
+    /// Records the deliveries of one claimed batch in one statement (every row of a claim shares
+    /// its lease). Returns the ids recorded; an id missing from the answer lost its lease.
+    pub async fn record_notifications_sent(
+        &self,
+        ids: &[String],
+        lease: i64,
+        now: OffsetDateTime,
+    ) -> Result<Vec<String>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now_us = to_micros(now);
+        let mut tx = self.begin().await?;
+        let mut q = Sql::default();
+        q.push("UPDATE notifications SET status = 'sent', sent_at = ").push_bind(now_us);
+        q.push(", next_retry_at = NULL, lease_until = NULL, updated_at = ").push_bind(now_us);
+        q.push(" WHERE lease_until = ").push_bind(lease);
+        q.push(" AND status IN ('pending', 'failed') AND id IN (").push_list(ids.iter().cloned()).push(")");
+        q.push(" RETURNING id");
+        let rows: Vec<(String,)> = q.fetch_all(&mut tx.conn()).await?;
+        tx.commit().await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
     /// Records a failed attempt: `retry_count + 1`, then `dead` with `next_retry_at` cleared when

@@ -98,6 +98,7 @@ backend_tests! {
         notifications::notification_enqueue_dedups_in_the_callers_transaction,
         notifications::notification_retry_ladder_reaches_dead_then_requeue,
         notifications::notification_lost_lease_changes_nothing,
+        notifications::notification_batch_sent_respects_each_lease,
         notifications::notification_unconfigured_channel_goes_dead,
         notifications::notification_concurrent_claimers_never_share_a_row,
         notifications::notification_list_filters_and_pages,

@@ -3,10 +3,11 @@
 //! Both delivery paths claim leased batches, so replicas sharing a database never deliver one
 //! row twice; every outcome goes through [`record_outcome`], the single place counters hook in.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use serde_json::json;
 
 use certctl_api::{ChannelType, NotificationType, SeverityTier};
@@ -15,14 +16,21 @@ use certctl_store::{ClaimKind, Claimed, DEFAULT_CHANNEL, ExpiryCandidate, Failur
 use super::{Message, Notifier, SEND_TIMEOUT, stored_notifier};
 use crate::AppState;
 
-/// Rows claimed per batch; the lease covers a batch whose every send times out.
-const BATCH: u32 = 10;
+/// Rows claimed per batch.
+const BATCH: u32 = 64;
+
+/// Sends in flight at once within a batch: enough to hide each receiver's round trip, few
+/// enough not to flood one receiver.
+const CONCURRENCY: usize = 16;
 
 /// Batches one run handles before yielding to the next tick.
 const MAX_BATCHES: usize = 50;
 
 /// Certificates one expiry scan looks at.
 const SCAN_LIMIT: u32 = 10_000;
+
+/// Alerts written per transaction by the expiry scan.
+const ENQUEUE_CHUNK: usize = 500;
 
 /// What happened to one delivery attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,71 +85,120 @@ async fn resolve(s: &AppState, name: &str) -> Result<Option<Resolved>, String> {
 /// Claims and delivers rows of `kind` until none is left (or the run's batch budget is spent).
 /// Returns how many rows were handled.
 pub async fn deliver(s: &AppState, kind: ClaimKind) -> usize {
+    // The slowest batch: every send in every wave of `CONCURRENCY` times out.
+    let waves = BATCH.div_ceil(u32::try_from(CONCURRENCY).unwrap_or(1));
+    let lease = (SEND_TIMEOUT + Duration::from_secs(2)) * waves + Duration::from_secs(60);
     let mut handled = 0;
-    for _ in 0..MAX_BATCHES {
+    for round in 0..MAX_BATCHES {
         let now = s.clock.now();
-        match s.store.has_claimable_notifications(kind, now).await {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot look for due notifications");
-                break;
+        // A read first, so an idle tick never takes the write lock; after a full batch the
+        // claim itself answers whether more is due.
+        if round == 0 {
+            match s.store.has_claimable_notifications(kind, now).await {
+                Ok(true) => {}
+                Ok(false) => return handled,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot look for due notifications");
+                    return handled;
+                }
             }
         }
-        let lease = SEND_TIMEOUT * (BATCH * 3) + Duration::from_secs(60);
         let batch = match s.store.claim_notifications(kind, now, lease, BATCH).await {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot claim notifications");
-                break;
+                return handled;
             }
         };
-        if batch.is_empty() {
-            break;
+        let full = batch.len() == BATCH as usize;
+        handled += batch.len();
+        deliver_batch(s, batch).await;
+        if !full {
+            return handled;
         }
-        for claimed in batch {
-            deliver_one(s, claimed).await;
-            handled += 1;
-        }
+    }
+    // The budget ran out with rows still due: the delivery loop runs again at once instead of
+    // waiting for its next tick.
+    if kind == ClaimKind::Pending {
+        s.notify.wake.notify_one();
     }
     handled
 }
 
-async fn deliver_one(s: &AppState, c: Claimed) {
-    let id = c.notification.id.clone();
-    let channel = c.notification.channel.clone();
-    let resolved = match resolve(s, &channel).await {
-        Ok(Some(r)) => r,
-        Ok(None) => {
-            let why = format!("channel '{channel}' is not configured");
-            match s.store.record_notification_undeliverable(&id, c.lease, &why, s.clock.now()).await {
-                Ok(true) => record_outcome(s, "unknown", Outcome::DeadLettered),
-                Ok(false) => {}
-                Err(e) => tracing::warn!(notification = %id, error = %e, "cannot record an undeliverable notification"),
-            }
-            tracing::warn!(notification = %id, channel = %channel, "notification dead: channel not configured");
-            return;
+/// Delivers one claimed batch: each channel resolved once, sends run concurrently, and the
+/// deliveries recorded in one statement per lease.
+async fn deliver_batch(s: &AppState, batch: Vec<Claimed>) {
+    let mut channels: HashMap<String, Result<Option<Resolved>, String>> = HashMap::new();
+    for c in &batch {
+        if !channels.contains_key(&c.notification.channel) {
+            let r = resolve(s, &c.notification.channel).await;
+            channels.insert(c.notification.channel.clone(), r);
         }
-        Err(why) => {
-            // A channel whose settings cannot be opened fails like a send, so fixing it in time
-            // still delivers.
-            fail(s, &c, "unknown", &why).await;
-            return;
-        }
-    };
-    let message = Message { notification: c.notification.clone(), payload: c.payload.clone() };
-    let sent =
-        tokio::time::timeout(SEND_TIMEOUT + Duration::from_secs(2), resolved.notifier.send(&s.notify.http, &message))
-            .await
-            .unwrap_or_else(|_| Err("timed out".into()));
-    match sent {
-        Ok(()) => match s.store.record_notification_sent(&id, c.lease, s.clock.now()).await {
-            Ok(true) => record_outcome(s, resolved.kind, Outcome::Sent),
-            Ok(false) => tracing::warn!(notification = %id, "delivered after its lease lapsed"),
-            Err(e) => tracing::warn!(notification = %id, error = %e, "delivered but cannot record it"),
-        },
-        Err(why) => fail(s, &c, resolved.kind, &why).await,
     }
+    let mut sends = Vec::new();
+    for c in batch {
+        match channels.get(&c.notification.channel) {
+            Some(Ok(Some(r))) => sends.push(Attempt { claimed: c, notifier: Arc::clone(&r.notifier), kind: r.kind }),
+            Some(Ok(None)) | None => undeliverable(s, &c).await,
+            // A channel whose settings cannot be opened fails like a send, so fixing it in
+            // time still delivers.
+            Some(Err(why)) => fail(s, &c, "unknown", why).await,
+        }
+    }
+    let outcomes: Vec<(Attempt, Result<(), String>)> =
+        futures::stream::iter(sends).map(|a| attempt(s, a)).buffer_unordered(CONCURRENCY).collect().await;
+    let mut delivered: BTreeMap<i64, Vec<(String, &'static str)>> = BTreeMap::new();
+    for (a, sent) in outcomes {
+        match sent {
+            Ok(()) => delivered.entry(a.claimed.lease).or_default().push((a.claimed.notification.id, a.kind)),
+            Err(why) => fail(s, &a.claimed, a.kind, &why).await,
+        }
+    }
+    for (lease, rows) in delivered {
+        let ids: Vec<String> = rows.iter().map(|(id, _)| id.clone()).collect();
+        match s.store.record_notifications_sent(&ids, lease, s.clock.now()).await {
+            Ok(recorded) => {
+                let recorded: HashSet<&str> = recorded.iter().map(String::as_str).collect();
+                for (id, kind) in &rows {
+                    if recorded.contains(id.as_str()) {
+                        record_outcome(s, kind, Outcome::Sent);
+                    } else {
+                        tracing::warn!(notification = %id, "delivered after its lease lapsed");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(rows = ids.len(), error = %e, "delivered but cannot record it"),
+        }
+    }
+}
+
+/// One send to make: the row, its channel's notifier and the channel type (metrics label).
+struct Attempt {
+    claimed: Claimed,
+    notifier: Arc<dyn Notifier>,
+    kind: &'static str,
+}
+
+/// Sends one row, bounded by the send timeout (a hang counts as a failed attempt).
+async fn attempt(s: &AppState, a: Attempt) -> (Attempt, Result<(), String>) {
+    let message = Message { notification: a.claimed.notification.clone(), payload: a.claimed.payload.clone() };
+    let sent = tokio::time::timeout(SEND_TIMEOUT + Duration::from_secs(2), a.notifier.send(&s.notify.http, &message))
+        .await
+        .unwrap_or_else(|_| Err("timed out".into()));
+    (a, sent)
+}
+
+/// A row whose channel resolves to nothing goes to `dead`, never to `sent`.
+async fn undeliverable(s: &AppState, c: &Claimed) {
+    let id = &c.notification.id;
+    let channel = &c.notification.channel;
+    let why = format!("channel '{channel}' is not configured");
+    match s.store.record_notification_undeliverable(id, c.lease, &why, s.clock.now()).await {
+        Ok(true) => record_outcome(s, "unknown", Outcome::DeadLettered),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(notification = %id, error = %e, "cannot record an undeliverable notification"),
+    }
+    tracing::warn!(notification = %id, channel = %channel, "notification dead: channel not configured");
 }
 
 async fn fail(s: &AppState, c: &Claimed, kind: &str, why: &str) {
@@ -247,22 +304,25 @@ pub async fn scan_expiry(s: &AppState) -> usize {
             return 0;
         }
     };
+    let alerts: Vec<NewNotification> = candidates.iter().flat_map(|c| expiry_alerts(c, now)).collect();
     let mut written = 0;
-    let mut per_channel: BTreeMap<(String, i64), usize> = BTreeMap::new();
-    for c in &candidates {
-        for alert in expiry_alerts(c, now) {
-            let threshold = alert.payload["threshold_days"].as_i64().unwrap_or_default();
-            let channel = alert.channel.clone();
-            match s.store.enqueue_notifications(std::slice::from_ref(&alert), now).await {
-                Ok(n) => {
-                    record_expiry_alert(s, &channel, threshold, n > 0);
-                    written += n;
-                    *per_channel.entry((channel, threshold)).or_default() += n;
+    // One transaction per chunk: a large scan costs a few commits, not one per alert, and one
+    // bad chunk does not hold back the rest.
+    for chunk in alerts.chunks(ENQUEUE_CHUNK) {
+        match s.store.enqueue_notifications_each(chunk, now).await {
+            Ok(outcomes) => {
+                for (alert, enqueued) in chunk.iter().zip(outcomes) {
+                    let threshold = alert.payload["threshold_days"].as_i64().unwrap_or_default();
+                    record_expiry_alert(s, &alert.channel, threshold, enqueued);
+                    written += usize::from(enqueued);
                 }
-                Err(e) => {
+            }
+            Err(e) => {
+                for alert in chunk {
+                    let threshold = alert.payload["threshold_days"].as_i64().unwrap_or_default();
                     s.metrics.expiry_alert(u32::try_from(threshold).unwrap_or(0), "failure");
-                    tracing::warn!(certificate = %c.certificate_id, error = %e, "cannot enqueue an expiry alert");
                 }
+                tracing::warn!(alerts = chunk.len(), error = %e, "cannot enqueue expiry alerts");
             }
         }
     }

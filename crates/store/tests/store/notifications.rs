@@ -142,6 +142,32 @@ pub async fn notification_lost_lease_changes_nothing(db: &TestDb) {
     assert_eq!(store.notification(&id).await.unwrap().status, NotificationStatus::Sent);
 }
 
+pub async fn notification_batch_sent_respects_each_lease(db: &TestDb) {
+    let store = db.store().await;
+    store.enqueue_notifications(&[item("hook", None), item("hook", None), item("hook", None)], T0).await.unwrap();
+    let batch = store.claim_notifications(ClaimKind::Pending, T0, LEASE, 3).await.unwrap();
+    assert_eq!(batch.len(), 3);
+    let lease = batch[0].lease;
+    assert!(batch.iter().all(|c| c.lease == lease), "one claim leases its rows together");
+    let ids: Vec<String> = batch.iter().map(|c| c.notification.id.clone()).collect();
+    // The third row reaches an end state on another path before the batch is recorded.
+    let later = T0 + time::Duration::seconds(10);
+    let stolen = &ids[2];
+    assert!(store.record_notification_undeliverable(stolen, lease, "moved", later).await.unwrap());
+
+    let recorded: HashSet<String> =
+        store.record_notifications_sent(&ids, lease, later).await.unwrap().into_iter().collect();
+    assert_eq!(recorded, ids[..2].iter().cloned().collect::<HashSet<_>>(), "only rows still under the lease");
+    for id in &ids[..2] {
+        let n = store.notification(id).await.unwrap();
+        assert_eq!(n.status, NotificationStatus::Sent);
+        assert_eq!(n.sent_at, Some(later));
+    }
+    assert_eq!(store.notification(stolen).await.unwrap().status, NotificationStatus::Dead);
+    assert!(store.record_notifications_sent(&ids, lease, later).await.unwrap().is_empty(), "recorded once");
+    assert!(store.record_notifications_sent(&[], lease, later).await.unwrap().is_empty());
+}
+
 pub async fn notification_unconfigured_channel_goes_dead(db: &TestDb) {
     let store = db.store().await;
     store.enqueue_notifications(&[item("nowhere", None)], T0).await.unwrap();
