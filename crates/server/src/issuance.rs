@@ -8,7 +8,7 @@ use time::{Duration, OffsetDateTime};
 
 use certctl_api::{
     CertificateProfile, CertificateStatus, CsrIssued, ExtendedKeyUsage, Job, JobStatus, JobType, KeyAlgorithm,
-    KeyAlgorithmRule, KeyMode, ManagedCertificate, RenewalPolicy,
+    KeyAlgorithmRule, KeyMode, ManagedCertificate,
 };
 use certctl_pki::constraints::San;
 use certctl_pki::csr::{ParsedCsr, parse_csr};
@@ -34,21 +34,23 @@ pub const CSR_TIMEOUT: Duration = Duration::hours(24);
 /// How long an issuance may wait for approval.
 pub const APPROVAL_TIMEOUT: Duration = Duration::hours(168);
 
-/// Everything an issuance decision needs about one certificate.
+/// Everything signing needs about one certificate.
 struct Context {
     cert: ManagedCertificate,
     profile: Option<CertificateProfile>,
-    policy: RenewalPolicy,
 }
 
 async fn context(s: &AppState, certificate_id: &str) -> ApiResult<Context> {
     let cert = s.store.certificate(certificate_id).await?;
+    with_profile(s, cert).await
+}
+
+async fn with_profile(s: &AppState, cert: ManagedCertificate) -> ApiResult<Context> {
     let profile = match &cert.certificate_profile_id {
         Some(id) => Some(s.store.profile(id).await?),
         None => None,
     };
-    let policy = s.store.renewal_policy(&cert.renewal_policy_id).await?;
-    Ok(Context { cert, profile, policy })
+    Ok(Context { cert, profile })
 }
 
 fn key_mode(s: &AppState, ctx: &Context) -> KeyMode {
@@ -71,12 +73,13 @@ pub async fn request_renewal(s: &AppState, certificate_id: &str, force: bool, ac
             issuer.id, issuer.issuer_type
         )));
     }
+    let policy = s.store.renewal_policy(&ctx.cert.renewal_policy_id).await?;
     let approval = ctx.profile.as_ref().is_some_and(|p| p.requires_approval);
     let req = RenewalRequest {
         certificate_id: certificate_id.to_owned(),
         job_type: if ctx.cert.expires_at.is_none() { JobType::Issuance } else { JobType::Renewal },
         status: if approval { JobStatus::AwaitingApproval } else { JobStatus::Pending },
-        max_attempts: ctx.policy.max_retries.max(0) + 1,
+        max_attempts: policy.max_retries.max(0) + 1,
         force,
     };
     let job = s.store.request_renewal(&req, actor, s.clock.now()).await?;
@@ -194,9 +197,10 @@ pub async fn submit_csr(
     csr_pem: &str,
     actor: &Actor,
 ) -> ApiResult<CsrIssued> {
-    s.store.agent(agent_id).await?;
     let csr = parse_csr(csr_pem.as_bytes()).map_err(pki_error)?;
-    let ctx = context(s, certificate_id).await?;
+    // One read for the agent check, the certificate and the issuance waiting for this CSR.
+    let inputs = s.store.csr_inputs(agent_id, certificate_id).await?;
+    let ctx = with_profile(s, inputs.certificate).await?;
     check_key(ctx.profile.as_ref(), csr.key)?;
     check_names(&ctx.cert, &csr)?;
     if matches!(ctx.cert.status, CertificateStatus::Archived | CertificateStatus::Revoked) {
@@ -207,13 +211,13 @@ pub async fn submit_csr(
     }
     // A CSR completes the issuance waiting for it; without one (an agent re-keying on its own
     // schedule, bulk tooling) the certificate is issued directly.
-    let job = match s.store.awaiting_csr_job(certificate_id).await? {
-        Some(job) => {
+    let job = match inputs.awaiting_job_id {
+        Some(job_id) => {
             let now = s.clock.now();
             Some(
                 s.store
                     .transition_job(
-                        &job.id,
+                        &job_id,
                         JobStatus::AwaitingCsr,
                         JobStatus::Running,
                         Some(now + JOB_LEASE),

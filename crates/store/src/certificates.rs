@@ -185,6 +185,22 @@ const CERT_SELECT_POSTGRES: &str = "SELECT id, name, common_name, sans, environm
      (SELECT COALESCE(json_agg(target_id ORDER BY target_id), '[]')::text FROM certificate_target_mappings m WHERE m.certificate_id = managed_certificates.id) AS target_ids \
      FROM managed_certificates";
 
+/// What an agent's CSR submission needs, read in one statement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsrInputs {
+    pub certificate: ManagedCertificate,
+    /// The oldest issuance of the certificate waiting for a CSR.
+    pub awaiting_job_id: Option<String>,
+}
+
+#[derive(Debug, FromRow)]
+struct CsrInputsRow {
+    agent_known: i64,
+    awaiting_job_id: Option<String>,
+    #[sqlx(flatten)]
+    cert: CertRow,
+}
+
 fn cert_select(conn: &Conn<'_>) -> &'static str {
     match conn.backend() {
         crate::Backend::Sqlite => CERT_SELECT_SQLITE,
@@ -399,6 +415,36 @@ impl Store {
     pub async fn certificate(&self, id: &str) -> Result<ManagedCertificate> {
         let mut c = self.reader().await?;
         fetch_certificate(&mut c.conn(), id).await
+    }
+
+    /// The certificate a CSR from `agent_id` is for, and the issuance waiting for it; NotFound
+    /// names the agent when it is unknown, else the certificate.
+    pub async fn csr_inputs(&self, agent_id: &str, certificate_id: &str) -> Result<CsrInputs> {
+        let mut c = self.reader().await?;
+        let mut conn = c.conn();
+        let select = cert_select(&conn);
+        let mut q = Sql::default();
+        q.push("SELECT (SELECT COUNT(*) FROM agents WHERE id = ").push_bind(agent_id);
+        q.push(") AS agent_known, (SELECT id FROM jobs WHERE certificate_id = managed_certificates.id ");
+        q.push("AND status = 'AwaitingCSR' ORDER BY created_at, id LIMIT 1) AS awaiting_job_id, ");
+        q.push(select.strip_prefix("SELECT ").unwrap_or(select));
+        q.push(" WHERE id = ").push_bind(certificate_id);
+        let row: Option<CsrInputsRow> = q.fetch_optional(&mut conn).await?;
+        let agent_missing = || StoreError::NotFound { resource: "agent", id: agent_id.to_owned() };
+        match row {
+            Some(r) if r.agent_known == 0 => Err(agent_missing()),
+            Some(r) => Ok(CsrInputs { certificate: r.cert.into_api()?, awaiting_job_id: r.awaiting_job_id }),
+            None => {
+                let agent: Option<(i64,)> = Sql::new("SELECT COUNT(*) FROM agents WHERE id = $1")
+                    .arg(agent_id)
+                    .fetch_optional(&mut conn)
+                    .await?;
+                if agent.is_none_or(|(n,)| n == 0) {
+                    return Err(agent_missing());
+                }
+                Err(StoreError::NotFound { resource: "certificate", id: certificate_id.to_owned() })
+            }
+        }
     }
 
     /// Creates a certificate in `Pending` with its target mappings. `source` records how it

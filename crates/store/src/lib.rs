@@ -43,7 +43,7 @@ pub use agents::NewAgent;
 pub use api_keys::{ApiKeyRecord, NewApiKey};
 pub use audit::{AuditEntry, AuditFilterParsed, ChainReport};
 pub use authorities::{CaRecord, CaState, NewCa, NewRevocation, RevokedSerial, SerialStatus, StoredResponder};
-pub use certificates::{CertificateFilter, CertificateListQuery, ImportedCertificate, NewVersion};
+pub use certificates::{CertificateFilter, CertificateListQuery, CsrInputs, ImportedCertificate, NewVersion};
 pub use channels::{ChannelRecord, ChannelWrite, DEFAULT_CHANNEL, ExpiryCandidate, Routing, route_certificate_event};
 pub use common::Actor;
 pub use issuance::{

@@ -518,6 +518,26 @@ pub async fn issuance_transition_moves_only_from_the_expected_state(db: &TestDb)
     let bob = Actor::user("bob");
     let unknown = store.transition_job("job-nope", JobStatus::Pending, JobStatus::Running, None, &bob, at(104)).await;
     not_found(unknown, "unknown job");
+
+    // A CSR submission reads the agent check, the certificate and the waiting job at once.
+    add_agent(&store, "ag-csr").await;
+    let inputs = store.csr_inputs("ag-csr", &cert).await.unwrap();
+    assert_eq!(inputs.certificate, store.certificate(&cert).await.unwrap());
+    assert_eq!(inputs.awaiting_job_id.as_deref(), Some(job.as_str()));
+    store.transition_job(&job, JobStatus::AwaitingCsr, JobStatus::Running, None, &al, at(105)).await.unwrap();
+    assert_eq!(store.csr_inputs("ag-csr", &cert).await.unwrap().awaiting_job_id, None);
+    match store.csr_inputs("ag-nope", &cert).await {
+        Err(StoreError::NotFound { resource, .. }) => assert_eq!(resource, "agent"),
+        other => panic!("unknown agent: {other:?}"),
+    }
+    match store.csr_inputs("ag-nope", "mc-nope").await {
+        Err(StoreError::NotFound { resource, .. }) => assert_eq!(resource, "agent", "the agent is checked first"),
+        other => panic!("unknown agent and certificate: {other:?}"),
+    }
+    match store.csr_inputs("ag-csr", "mc-nope").await {
+        Err(StoreError::NotFound { resource, .. }) => assert_eq!(resource, "certificate"),
+        other => panic!("unknown certificate: {other:?}"),
+    }
 }
 
 // --- complete_issuance -----------------------------------------------------------------------
