@@ -29,8 +29,13 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::MAX_BODY_BYTES;
 
-/// Prefix that makes certctl keys recognisable to secret scanners.
+/// Prefixes that make certctl secrets recognisable to secret scanners, and tell the
+/// authenticator where to look a presented secret up.
 const KEY_PREFIX: &str = "cck_";
+/// An agent's own credential, returned once at enrolment.
+pub const AGENT_CREDENTIAL_PREFIX: &str = "cca_";
+/// A one-time enrolment token.
+pub const ENROLMENT_TOKEN_PREFIX: &str = "cce_";
 
 /// How long a resolved key is trusted without asking the database again. A deleted key is
 /// dropped from this replica's cache at once and stops working on other replicas within this.
@@ -43,6 +48,8 @@ pub struct Principal {
     pub key_id: String,
     pub name: String,
     pub role: Role,
+    /// Set when the caller authenticated with an agent credential: the only agent it may act as.
+    pub agent_id: Option<String>,
 }
 
 impl Principal {
@@ -54,12 +61,17 @@ impl Principal {
     }
 }
 
-/// A new random key in clear.
+/// A new random API key in clear.
 pub fn generate_key() -> String {
+    generate_secret(KEY_PREFIX)
+}
+
+/// 256 random bits behind `prefix`.
+pub fn generate_secret(prefix: &str) -> String {
     let mut bytes = [0u8; 32];
     // The system RNG failing is unrecoverable for a security product.
     SystemRandom::new().fill(&mut bytes).expect("system random number generator failed");
-    format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
+    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// Lower-case hex SHA-256 of a key, its stored form.
@@ -84,14 +96,25 @@ impl Authenticator {
         if let Some(p) = self.cached(&hash) {
             return Ok(p);
         }
-        let record = self.store.api_key_by_hash(&hash).await?;
-        let Some(record) = record else {
-            return Err(ApiError::Unauthorized("invalid API key".into()));
+        let principal = if presented.starts_with(AGENT_CREDENTIAL_PREFIX) {
+            let agent = self.store.agent_by_credential(&hash).await?;
+            let Some(agent) = agent.filter(|a| bool::from(a.credential_hash.as_bytes().ct_eq(hash.as_bytes()))) else {
+                return Err(ApiError::Unauthorized("invalid agent credential".into()));
+            };
+            if agent.is_retired() {
+                return Err(ApiError::Gone(format!("agent '{}' is retired; it must stop", agent.id)));
+            }
+            Principal { key_id: agent.id.clone(), name: agent.name, role: Role::Agent, agent_id: Some(agent.id) }
+        } else {
+            let record = self.store.api_key_by_hash(&hash).await?;
+            let Some(record) = record else {
+                return Err(ApiError::Unauthorized("invalid API key".into()));
+            };
+            if !bool::from(record.key_hash.as_bytes().ct_eq(hash.as_bytes())) {
+                return Err(ApiError::Unauthorized("invalid API key".into()));
+            }
+            Principal { key_id: record.key.id, name: record.key.name, role: record.key.role, agent_id: None }
         };
-        if !bool::from(record.key_hash.as_bytes().ct_eq(hash.as_bytes())) {
-            return Err(ApiError::Unauthorized("invalid API key".into()));
-        }
-        let principal = Principal { key_id: record.key.id, name: record.key.name, role: record.key.role };
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= CACHE_MAX {
             cache.clear();
@@ -109,9 +132,17 @@ impl Authenticator {
     pub fn forget(&self, hash: &str) {
         self.cache.lock().unwrap_or_else(|e| e.into_inner()).remove(hash);
     }
+
+    /// Forgets an agent's credential at once (after retirement).
+    pub fn forget_agent(&self, agent_id: &str) {
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, (p, _)| p.agent_id.as_deref() != Some(agent_id));
+    }
 }
 
-fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+pub(crate) fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let value = parts
         .headers
         .get(header::AUTHORIZATION)
@@ -223,3 +254,39 @@ role_extractor!(
     [Admin, Operator, Viewer, Agent],
     "an API key"
 );
+
+/// An agent authenticated with its own credential.
+#[derive(Debug, Clone)]
+pub struct AgentCaller {
+    pub principal: Principal,
+    pub agent_id: String,
+}
+
+impl AgentCaller {
+    /// `Forbidden` unless `agent_id` (from the path) is the caller itself.
+    pub fn must_be(&self, agent_id: &str) -> Result<(), ApiError> {
+        if self.agent_id == agent_id {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "this credential belongs to agent '{}' and cannot act for agent '{agent_id}'",
+                self.agent_id
+            )))
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AgentCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let p = principal(parts)?;
+        match p.agent_id.clone() {
+            Some(agent_id) => Ok(AgentCaller { principal: p, agent_id }),
+            None => Err(ApiError::Forbidden(format!(
+                "this operation needs an agent's own credential (key '{}' is {}); enrol the agent with an enrolment token",
+                p.name, p.role
+            ))),
+        }
+    }
+}

@@ -30,6 +30,9 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// The caller is retired for good (an agent): it should stop calling.
+    #[error("{0}")]
+    Gone(String),
     /// The path exists but not with this method.
     #[error("this endpoint does not accept the request's method")]
     MethodNotAllowed,
@@ -58,6 +61,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Gone(_) => (StatusCode::GONE, "gone"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
@@ -78,6 +82,8 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound { .. } => ApiError::NotFound(e.to_string()),
             StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::Forbidden(m) => ApiError::Forbidden(m),
+            StoreError::Gone(m) => ApiError::Gone(m),
             StoreError::InvalidReference { .. } | StoreError::Invalid { .. } => ApiError::BadRequest(e.to_string()),
             StoreError::Database(ref db) if is_unavailable(db) => ApiError::Unavailable(e.to_string()),
             StoreError::Database(_) | StoreError::Corrupt(_) | StoreError::Migrate(_) => {

@@ -1,5 +1,5 @@
 //! The one runner for every background loop: renewal scan, job processing, overdue-job
-//! reaping, the PKI refresh, notification delivery, the notification retry sweep and the
+//! reaping, agent liveness, the PKI refresh, notification delivery, the notification retry sweep and the
 //! expiry-alert scan. Each loop runs at start, then on its interval; a run is bounded
 //! by a timeout, never overlaps itself, and stops when the server shuts down.
 
@@ -126,6 +126,21 @@ impl Scheduler {
                 }
             },
         );
+        spawn_loop(
+            &mut tasks,
+            stopped.clone(),
+            "agent_liveness",
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            None,
+            {
+                let s = s.clone();
+                move || {
+                    let s = s.clone();
+                    async move { mark_silent_agents(&s).await }
+                }
+            },
+        );
         spawn_loop(&mut tasks, stopped, "pki_refresh", Duration::from_millis(500), Duration::from_secs(60), None, {
             let s = s.clone();
             move || {
@@ -140,6 +155,17 @@ impl Scheduler {
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Marks agents `Offline` once they have been silent for the window the statistics count an
+/// agent online in, so the agent list, the stats and the metrics agree.
+async fn mark_silent_agents(s: &AppState) {
+    let now = s.clock.now();
+    match s.store.mark_silent_agents_offline(now - certctl_store::ONLINE_WINDOW, now).await {
+        Ok(ids) if !ids.is_empty() => tracing::info!(agents = ?ids, "agents marked offline after missing heartbeats"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "marking silent agents offline failed"),
     }
 }
 

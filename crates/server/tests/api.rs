@@ -4,6 +4,8 @@
 
 #[path = "api/access.rs"]
 mod access;
+#[path = "api/agent_protocol.rs"]
+mod agent_protocol;
 #[path = "api/agents.rs"]
 mod agents;
 #[path = "api/audit.rs"]

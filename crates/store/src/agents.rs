@@ -97,7 +97,7 @@ impl AgentRow {
 const COLUMNS: &str = "SELECT id, name, hostname, status, last_heartbeat_at, registered_at, os, architecture, \
                        ip_address, version, retired_at, retired_reason FROM agents";
 
-async fn fetch(conn: &mut Conn<'_>, id: &str) -> Result<Agent> {
+pub(crate) async fn fetch(conn: &mut Conn<'_>, id: &str) -> Result<Agent> {
     let mut q = Sql::new(COLUMNS);
     q.push(" WHERE id = ").push_bind(id);
     let row: Option<AgentRow> = q.fetch_optional(conn).await?;

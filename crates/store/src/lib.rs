@@ -8,6 +8,7 @@
 //! Every mutating method takes the audit entry that describes it and appends that entry in the
 //! same transaction, so a change and its audit record commit or vanish together.
 
+mod agent_protocol;
 mod agents;
 mod api_keys;
 pub mod audit;
@@ -39,6 +40,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{ConnectOptions, Postgres, Sqlite, Transaction};
 use time::OffsetDateTime;
 
+pub use agent_protocol::{AgentIdentity, AgentWorkRow, NewAgentToken, Retirement};
 pub use agents::NewAgent;
 pub use api_keys::{ApiKeyRecord, NewApiKey};
 pub use audit::{AuditEntry, AuditFilterParsed, ChainReport};
@@ -73,6 +75,12 @@ pub enum StoreError {
     /// A field names another resource that does not exist.
     #[error("{field}: {message}")]
     InvalidReference { field: &'static str, message: String },
+    /// The caller may not reach this row (an agent asking for another agent's job).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The addressed row is retired for good (a retired agent).
+    #[error("{0}")]
+    Gone(String),
     /// A caller-supplied value is unusable (for example a cursor from another query).
     #[error("{field}: {message}")]
     Invalid { field: &'static str, message: String },

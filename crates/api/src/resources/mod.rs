@@ -1,6 +1,7 @@
 //! Resource representations and the requests that create and change them.
 
 mod access;
+mod agent_protocol;
 mod certificates;
 mod connectors;
 mod lifecycle;
@@ -11,6 +12,7 @@ mod policies;
 mod stats;
 
 pub use access::*;
+pub use agent_protocol::*;
 pub use certificates::*;
 pub use connectors::*;
 pub use lifecycle::*;

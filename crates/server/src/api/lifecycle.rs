@@ -322,6 +322,13 @@ async fn submit_csr(
     if p.0.role == Role::Viewer {
         return Err(ApiError::Forbidden("submitting a CSR needs an agent, operator or admin key".into()));
     }
+    if let Some(own) = p.0.agent_id.as_deref()
+        && own != agent_id
+    {
+        return Err(ApiError::Forbidden(format!(
+            "this credential belongs to agent '{own}' and cannot submit a CSR for agent '{agent_id}'"
+        )));
+    }
     let issued = issuance::submit_csr(&s, &agent_id, &req.certificate_id, &req.csr_pem, &p.0.actor()).await?;
     Ok((StatusCode::CREATED, Reply(issued)))
 }

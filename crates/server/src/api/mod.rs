@@ -2,6 +2,7 @@
 //! OpenAPI document generated from them.
 
 pub mod access;
+pub mod agent_protocol;
 pub mod agents;
 pub mod audit;
 pub mod authorities;
@@ -66,6 +67,7 @@ fn protected() -> OpenApiRouter<AppState> {
         .merge(issuers::router())
         .merge(targets::router())
         .merge(agents::router())
+        .merge(agent_protocol::router())
         .merge(profiles::router())
         .merge(certificates::router())
         .merge(jobs::router())
@@ -83,6 +85,7 @@ pub fn router(state: AppState) -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(meta::public_router())
         .merge(authorities::pki_router())
+        .merge(agent_protocol::enrolment_router())
         .merge(protected().route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::authenticate)))
         .merge(metrics::router().route_layer(axum::middleware::from_fn_with_state(state, metrics::scrape_auth)))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
@@ -93,6 +96,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
         .merge(meta::public_router())
         .merge(authorities::pki_router())
+        .merge(agent_protocol::enrolment_router())
         .merge(protected())
         .merge(metrics::router())
         .into_openapi();

@@ -87,7 +87,7 @@ fn check_command(field: &str, value: &Value) -> ApiResult<()> {
     }
 }
 
-fn context(id: &str) -> String {
+pub(crate) fn context(id: &str) -> String {
     format!("target:{id}")
 }
 

@@ -1,5 +1,5 @@
-//! `/api/v1/agents`: listing (live, retired, by status) and inspection; agents are read-only
-//! through this API.
+//! `/api/v1/agents`: listing (live, retired, by status), inspection and retirement;
+//! registration is enrolment, through the agent protocol.
 
 use axum::http::Method;
 use serde_json::json;
@@ -87,5 +87,10 @@ async fn agents_are_listed_and_retired_ones_hidden() {
     // Registration belongs to the agent protocol.
     let body = json!({"name": "x", "hostname": "x"});
     assert_eq!(app.send(Method::POST, "/api/v1/agents", &app.admin, Some(&body)).await.status, 405);
-    assert_eq!(app.send(Method::DELETE, &format!("/api/v1/agents/{online}"), &app.admin, None).await.status, 405);
+    // Retirement is `DELETE` (its preflight and cascade are in agent_protocol.rs); an agent
+    // with nothing depending on it retires at once.
+    let r = app.send(Method::DELETE, &format!("/api/v1/agents/{online}"), &app.admin, None).await;
+    r.expect(200, None);
+    assert_eq!((&r.json["cascade"], &r.json["counts"]["targets"]), (&json!(false), &json!(0)));
+    assert!(!app.get(&format!("/api/v1/agents/{online}")).await.json["retired_at"].is_null());
 }

@@ -1,0 +1,336 @@
+//! The agent protocol through the API, on SQLite and PostgreSQL: enrolment with a one-time
+//! token, the agent credential and what it may reach, heartbeats and offline marking, a CSR job
+//! completed with an openssl CSR, deployment work with the target's secrets, job reports with
+//! verification, and retirement with its preflight, cascade and 410.
+
+use serde_json::{Value, json};
+use time::Duration;
+
+use certctl_server::clock::Clock;
+use certctl_server::scheduler::drain_jobs;
+use certctl_store::Backend;
+
+use crate::fixtures::deps;
+use crate::harness::{NO_KEY, T0, TestApp};
+use crate::pki_peer::{Openssl, cert_for, job_of, renew};
+
+async fn token(app: &TestApp, body: Value) -> Value {
+    let r = app.post_json("/api/v1/agent-tokens", &app.admin, &body).await;
+    r.expect(201, None);
+    r.json.clone()
+}
+
+async fn enroll(app: &TestApp, token: &str, name: &str) -> crate::harness::Reply {
+    let body = json!({"name": name, "hostname": format!("{name}.example.com"), "os": "linux",
+                      "architecture": "amd64", "ip_address": "10.1.2.3", "version": "0.1.0"});
+    app.post_json("/api/v1/agents/enroll", token, &body).await
+}
+
+/// Enrols `name` with a fresh token; returns (agent id, credential).
+async fn enrolled(app: &TestApp, name: &str) -> (String, String) {
+    let t = token(app, json!({"name": name})).await;
+    let r = enroll(app, t["token"].as_str().unwrap(), name).await;
+    r.expect(201, None);
+    (r.json["agent"]["id"].as_str().unwrap().to_owned(), r.json["credential"].as_str().unwrap().to_owned())
+}
+
+async fn enrolment(backend: Backend) {
+    let Some(app) = TestApp::on(backend).await else { return };
+
+    // Tokens: admin only, shown once, bounded lifetime.
+    app.post_json("/api/v1/agent-tokens", &app.operator, &json!({})).await.expect(403, Some("forbidden"));
+    app.post_json("/api/v1/agent-tokens", &app.admin, &json!({"expires_in": "31d"}))
+        .await
+        .expect_bad_field("expires_in");
+    app.post_json("/api/v1/agent-tokens", &app.admin, &json!({"expires_in": "soon"}))
+        .await
+        .expect_bad_field("expires_in");
+    app.post_json("/api/v1/agent-tokens", &app.admin, &json!({"colour": "red"})).await.expect(400, Some("bad_request"));
+    let t = token(&app, json!({"name": "web01 install", "group": "edge", "expires_in": "1h"})).await;
+    let secret = t["token"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("cce_") && secret.len() > 40, "{secret}");
+    assert_eq!((&t["name"], &t["group"]), (&json!("web01 install"), &json!("edge")));
+    assert_eq!(t["expires_at"], "2026-03-01T11:00:00Z");
+    let listed = app.get("/api/v1/agent-tokens", &app.admin).await;
+    listed.expect(200, None);
+    assert_eq!(listed.json["data"][0]["id"], t["id"]);
+    assert!(!String::from_utf8_lossy(&listed.body).contains(&secret), "the token is never listed");
+    assert!(listed.json["data"][0].get("token").is_none());
+
+    // Enrolment: the token is single-use; a wrong or expired one is 401.
+    enroll(&app, "cce_not-a-token", "web01").await.expect(401, Some("unauthorized"));
+    enroll(&app, &app.admin, "web01").await.expect(401, Some("unauthorized"));
+    enroll(&app, NO_KEY, "web01").await.expect(401, Some("unauthorized"));
+    let r = enroll(&app, &secret, "web01").await;
+    r.expect(201, None);
+    let agent_id = r.json["agent"]["id"].as_str().unwrap().to_owned();
+    let credential = r.json["credential"].as_str().unwrap().to_owned();
+    assert!(credential.starts_with("cca_"), "{credential}");
+    assert_eq!(
+        (&r.json["agent"]["status"], &r.json["agent"]["hostname"]),
+        (&json!("Online"), &json!("web01.example.com"))
+    );
+    enroll(&app, &secret, "web02").await.expect(401, Some("unauthorized"));
+    let used = app.get("/api/v1/agent-tokens", &app.admin).await;
+    assert_eq!(
+        (&used.json["data"][0]["agent_id"], &used.json["data"][0]["used_at"]),
+        (&json!(agent_id), &json!("2026-03-01T10:00:00Z"))
+    );
+    let late = token(&app, json!({"expires_in": "10m"})).await;
+    app.clock.advance(Duration::minutes(11));
+    enroll(&app, late["token"].as_str().unwrap(), "web03").await.expect(401, Some("unauthorized"));
+    let dup = token(&app, json!({})).await;
+    enroll(&app, dup["token"].as_str().unwrap(), "web01").await.expect(409, Some("conflict"));
+    // The refused enrolment did not spend the token.
+    enroll(&app, dup["token"].as_str().unwrap(), "web04").await.expect(201, None);
+    let bad = token(&app, json!({})).await;
+    enroll(&app, bad["token"].as_str().unwrap(), "").await.expect_bad_field("name");
+
+    // The credential authenticates as this agent only.
+    let r = app.get("/api/v1/auth/check", &credential).await;
+    r.expect(200, None);
+    assert_eq!(r.json["role"], "agent");
+    app.get("/api/v1/certificates", &credential).await.expect(403, Some("forbidden"));
+    app.get("/api/v1/agents", &credential).await.expect(403, Some("forbidden"));
+    app.post_json("/api/v1/agent-tokens", &credential, &json!({})).await.expect(403, Some("forbidden"));
+    let hb = json!({"version": "0.2.0", "hostname": "web01.internal", "os": "linux", "architecture": "arm64",
+                    "ip_address": "10.9.9.9"});
+    let r = app.post_json(&format!("/api/v1/agents/{agent_id}/heartbeat"), &credential, &hb).await;
+    r.expect(200, None);
+    assert_eq!(r.json["status"], "heartbeat_recorded");
+    let a = app.get(&format!("/api/v1/agents/{agent_id}"), &app.viewer).await;
+    assert_eq!((&a.json["version"], &a.json["architecture"]), (&json!("0.2.0"), &json!("arm64")));
+    assert_eq!(a.json["last_heartbeat_at"], "2026-03-01T10:11:00Z");
+    let other = a.json["id"].as_str().map(|_| "agent-someone-else").unwrap();
+    app.post_json(&format!("/api/v1/agents/{other}/heartbeat"), &credential, &hb).await.expect(403, Some("forbidden"));
+    app.get(&format!("/api/v1/agents/{other}/work"), &credential).await.expect(403, Some("forbidden"));
+    app.post_json(&format!("/api/v1/agents/{agent_id}/heartbeat"), &app.admin, &hb)
+        .await
+        .expect(403, Some("forbidden"));
+    let long = json!({"hostname": "h".repeat(300)});
+    app.post_json(&format!("/api/v1/agents/{agent_id}/heartbeat"), &credential, &long)
+        .await
+        .expect_bad_field("hostname");
+
+    // Silent agents go offline; the next heartbeat brings them back.
+    app.clock.advance(Duration::minutes(6));
+    let now = app.clock.now();
+    let gone = app.store.mark_silent_agents_offline(now - certctl_store::ONLINE_WINDOW, now).await.unwrap();
+    assert!(gone.contains(&agent_id), "{gone:?}");
+    assert_eq!(app.get(&format!("/api/v1/agents/{agent_id}"), &app.viewer).await.json["status"], "Offline");
+    app.post_json(&format!("/api/v1/agents/{agent_id}/heartbeat"), &credential, &hb).await.expect(200, None);
+    assert_eq!(app.get(&format!("/api/v1/agents/{agent_id}"), &app.viewer).await.json["status"], "Online");
+
+    // Retirement: a blocking target needs force and a reason; then every call is 410.
+    let target = app
+        .post_json(
+            "/api/v1/targets",
+            &app.operator,
+            &json!({"name": "edge", "type": "NGINX", "agent_id": agent_id, "config": {"cert_path": "/etc/ssl/a.pem"}}),
+        )
+        .await;
+    target.expect(201, None);
+    let target_id = target.json["id"].as_str().unwrap().to_owned();
+    app.delete(&format!("/api/v1/agents/{agent_id}"), &app.operator).await.expect(403, Some("forbidden"));
+    let r = app.delete(&format!("/api/v1/agents/{agent_id}"), &app.admin).await;
+    r.expect(409, Some("blocked_by_dependencies"));
+    assert_eq!(r.json["counts"], json!({"targets": 1, "certificates": 0, "jobs": 0}));
+    app.delete(&format!("/api/v1/agents/{agent_id}?force=true"), &app.admin).await.expect_bad_field("reason");
+    let r = app.delete(&format!("/api/v1/agents/{agent_id}?force=true&reason=host%20decommissioned"), &app.admin).await;
+    r.expect(200, None);
+    assert_eq!((&r.json["cascade"], &r.json["already_retired"]), (&json!(true), &json!(false)));
+    let t = app.get(&format!("/api/v1/targets/{target_id}"), &app.viewer).await;
+    assert!(!t.json["retired_at"].is_null(), "the target retired with its agent: {}", t.json);
+    let a = app.get(&format!("/api/v1/agents/{agent_id}"), &app.viewer).await;
+    assert_eq!(a.json["retired_reason"], "host decommissioned");
+    app.post_json(&format!("/api/v1/agents/{agent_id}/heartbeat"), &credential, &hb).await.expect(410, Some("gone"));
+    app.get(&format!("/api/v1/agents/{agent_id}/work"), &credential).await.expect(410, Some("gone"));
+    app.get("/api/v1/auth/check", &credential).await.expect(410, Some("gone"));
+    app.delete(&format!("/api/v1/agents/{agent_id}"), &app.admin).await.expect(204, None);
+    app.delete("/api/v1/agents/agent-missing", &app.admin).await.expect(404, Some("not_found"));
+
+    let audit = app.get("/api/v1/audit?action=agent_enrolled", &app.viewer).await;
+    assert_eq!(audit.json["data"].as_array().unwrap().len(), 2, "web01 and web04");
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrolment_credentials_heartbeats_and_retirement_sqlite() {
+    enrolment(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrolment_credentials_heartbeats_and_retirement_postgres() {
+    enrolment(Backend::Postgres).await;
+}
+
+const P256: &[&str] = &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+
+async fn work_flow(backend: Backend) {
+    let Some(ssl) = Openssl::new() else { return };
+    let Some(app) = TestApp::on(backend).await else { return };
+    let d = deps(&app, "agent").await;
+    let (agent_id, credential) = enrolled(&app, "web01").await;
+    let (other_id, other_credential) = enrolled(&app, "web02").await;
+    let config = json!({"cert_path": "/etc/ssl/web.pem", "key_path": "/etc/ssl/web.key",
+                        "reload_command": "systemctl reload nginx", "api_token": "s3cret-token"});
+    let target = app
+        .post_json(
+            "/api/v1/targets",
+            &app.operator,
+            &json!({"name": "edge", "type": "NGINX", "agent_id": agent_id, "config": config}),
+        )
+        .await;
+    target.expect(201, None);
+    let target_id = target.json["id"].as_str().unwrap().to_owned();
+    let id = cert_for(&app, &d, None, "web", "web.example.com").await;
+    app.put_json(&format!("/api/v1/certificates/{id}/targets/{target_id}"), &app.operator, &json!({}))
+        .await
+        .expect(204, None);
+    let work_path = format!("/api/v1/agents/{agent_id}/work");
+    let r = app.get(&work_path, &credential).await;
+    r.expect(200, None);
+    assert_eq!(r.json, json!({"jobs": [], "count": 0}));
+
+    // A renewal in agent-key mode waits for this agent's CSR, and is offered at every poll.
+    let job = renew(&app, &id).await;
+    let job_id = job["id"].as_str().unwrap().to_owned();
+    drain_jobs(&app.state).await;
+    for _ in 0..2 {
+        let r = app.get(&work_path, &credential).await;
+        r.expect(200, None);
+        assert_eq!(r.json["count"], 1, "{}", r.json);
+        let item = &r.json["jobs"][0];
+        assert_eq!(
+            (&item["id"], &item["status"], &item["type"]),
+            (&json!(job_id), &json!("AwaitingCSR"), &json!("Issuance"))
+        );
+        assert_eq!((&item["common_name"], &item["certificate_id"]), (&json!("web.example.com"), &json!(id)));
+    }
+    assert_eq!(app.get(&format!("/api/v1/agents/{other_id}/work"), &other_credential).await.json["count"], 0);
+
+    // Only this agent may answer with a CSR for itself.
+    ssl.ok(&[
+        "req",
+        "-new",
+        "-nodes",
+        "-keyout",
+        "web.key",
+        "-out",
+        "web.csr",
+        "-subj",
+        "/CN=web.example.com",
+        "-addext",
+        "subjectAltName=DNS:web.example.com",
+        P256[0],
+        P256[1],
+        P256[2],
+        P256[3],
+    ]);
+    let csr_pem = ssl.read_text("web.csr");
+    let body = json!({"certificate_id": id, "csr_pem": csr_pem});
+    app.post_json(&format!("/api/v1/agents/{agent_id}/csr"), &other_credential, &body)
+        .await
+        .expect(403, Some("forbidden"));
+    let r = app.post_json(&format!("/api/v1/agents/{agent_id}/csr"), &credential, &body).await;
+    r.expect(201, None);
+    assert_eq!(job_of(&app, &job_id).await["status"], "Completed");
+
+    // The issuance fanned out a deployment to the mapped target: claimed by the next poll, with
+    // the target's secrets in clear for this agent, and never handed out twice.
+    let r = app.get(&work_path, &credential).await;
+    r.expect(200, None);
+    assert_eq!(r.json["count"], 1, "{}", r.json);
+    let item = r.json["jobs"][0].clone();
+    let deploy_id = item["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (&item["type"], &item["status"], &item["attempts"]),
+        (&json!("Deployment"), &json!("Running"), &json!(1))
+    );
+    assert_eq!((&item["target_id"], &item["target_type"]), (&json!(target_id), &json!("NGINX")));
+    assert_eq!(item["target_config"]["api_token"], "s3cret-token", "the agent gets the secret");
+    assert!(item["common_name"].is_null());
+    let redacted = app.get(&format!("/api/v1/targets/{target_id}"), &app.admin).await;
+    assert_eq!(redacted.json["config"]["api_token"], "********", "nobody else does");
+    assert_eq!(app.get(&work_path, &credential).await.json["count"], 0, "a claimed deployment is not handed out again");
+
+    // The certificate to deploy; another agent may not fetch it.
+    let cert_path = format!("/api/v1/agents/{agent_id}/certificates/{id}");
+    let c = app.get(&cert_path, &credential).await;
+    c.expect(200, None);
+    assert!(c.json["certificate_pem"].as_str().unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
+    let fingerprint = c.json["version"]["fingerprint_sha256"].as_str().unwrap().to_owned();
+    app.get(&format!("/api/v1/agents/{other_id}/certificates/{id}"), &other_credential)
+        .await
+        .expect(403, Some("forbidden"));
+
+    // Reports: only the owner, only on a Running job, with verification kept on the job.
+    let report_path = format!("/api/v1/agents/{agent_id}/jobs/{deploy_id}/status");
+    let other_report = format!("/api/v1/agents/{other_id}/jobs/{deploy_id}/status");
+    app.post_json(&other_report, &other_credential, &json!({"status": "Completed"}))
+        .await
+        .expect(403, Some("forbidden"));
+    app.post_json(&report_path, &credential, &json!({"status": "Pending"})).await.expect_bad_field("status");
+    let bad_fp = json!({"status": "Completed", "verification": {"status": "success", "fingerprint": "abc"}});
+    app.post_json(&report_path, &credential, &bad_fp).await.expect_bad_field("verification.fingerprint");
+    app.post_json(&report_path, &credential, &json!({"status": "Running"})).await.expect(200, None);
+    let done = json!({"status": "Completed", "verification": {"status": "success", "fingerprint": fingerprint}});
+    let r = app.post_json(&report_path, &credential, &done).await;
+    r.expect(200, None);
+    assert_eq!((&r.json["status"], &r.json["verification_status"]), (&json!("Completed"), &json!("success")));
+    assert_eq!(r.json["verification_fingerprint"], json!(fingerprint));
+    app.post_json(&report_path, &credential, &json!({"status": "Failed", "error": "late"}))
+        .await
+        .expect(409, Some("conflict"));
+    let c = app.get(&format!("/api/v1/certificates/{id}"), &app.viewer).await;
+    assert!(!c.json["last_deployment_at"].is_null(), "{}", c.json);
+
+    // A claim the agent never reports on returns to the queue when it lapses, a bounded number of
+    // times, then fails.
+    let again = renew(&app, &id).await;
+    drain_jobs(&app.state).await;
+    ssl.ok(&[
+        "req",
+        "-new",
+        "-nodes",
+        "-keyout",
+        "web2.key",
+        "-out",
+        "web2.csr",
+        "-subj",
+        "/CN=web.example.com",
+        "-addext",
+        "subjectAltName=DNS:web.example.com",
+        P256[0],
+        P256[1],
+        P256[2],
+        P256[3],
+    ]);
+    let body = json!({"certificate_id": id, "csr_pem": ssl.read_text("web2.csr")});
+    app.post_json(&format!("/api/v1/agents/{agent_id}/csr"), &credential, &body).await.expect(201, None);
+    assert_eq!(job_of(&app, again["id"].as_str().unwrap()).await["status"], "Completed");
+    let first = app.get(&work_path, &credential).await;
+    let lapsing = first.json["jobs"][0]["id"].as_str().unwrap().to_owned();
+    for attempt in 2..=3 {
+        app.clock.advance(Duration::minutes(11));
+        let r = app.get(&work_path, &credential).await;
+        assert_eq!((&r.json["jobs"][0]["id"], &r.json["jobs"][0]["attempts"]), (&json!(lapsing), &json!(attempt)));
+    }
+    app.clock.advance(Duration::minutes(11));
+    assert_eq!(app.get(&work_path, &credential).await.json["count"], 0);
+    let j = job_of(&app, &lapsing).await;
+    assert_eq!(j["status"], "Failed");
+    assert!(j["last_error"].as_str().unwrap().contains("did not report"), "{j}");
+    assert!(app.clock.now() > T0);
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_work_csr_deployment_and_reports_sqlite() {
+    work_flow(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_work_csr_deployment_and_reports_postgres() {
+    work_flow(Backend::Postgres).await;
+}
