@@ -252,8 +252,11 @@ impl Notifications {
         }
         if env.contains_key("CERTCTL_SMTP_HOST") {
             // `CERTCTL_SMTP_FROM_ADDRESS` is the Go certctl's name for the sender.
-            let from =
-                if env.contains_key("CERTCTL_SMTP_FROM") { "CERTCTL_SMTP_FROM" } else { "CERTCTL_SMTP_FROM_ADDRESS" };
+            let from = if !env.contains_key("CERTCTL_SMTP_FROM") && env.contains_key("CERTCTL_SMTP_FROM_ADDRESS") {
+                "CERTCTL_SMTP_FROM_ADDRESS"
+            } else {
+                "CERTCTL_SMTP_FROM"
+            };
             declare(
                 ChannelType::Email,
                 &[

@@ -8,7 +8,7 @@ use serde_json::json;
 use certctl_api::CertificateStatus;
 use certctl_server::notify::worker;
 use certctl_store::testing::TestDb;
-use certctl_store::{Backend, ClaimKind, DEFAULT_RENEWAL_POLICY_ID, ImportedCertificate};
+use certctl_store::{Backend, ClaimKind, ImportedCertificate};
 
 use crate::email_peer::{SMTP_PASSWORD, SMTP_USER, SmtpSink, available};
 use crate::harness::T0;
@@ -26,6 +26,7 @@ async fn inventory(app: &NotifyApp) {
     let owner = created(app.call(Method::POST, "/api/v1/owners", Some(owner)).await);
     let issuer = json!({ "name": "ca", "type": "GenericCA", "config": { "validity_days": 90 } });
     let issuer = created(app.call(Method::POST, "/api/v1/issuers", Some(issuer)).await);
+    let policy = created(app.call(Method::POST, "/api/v1/renewal-policies", Some(json!({ "name": "p" }))).await);
     let cert = |name: &str, status: CertificateStatus, days: i64| ImportedCertificate {
         id: format!("mc-{name}"),
         name: name.to_owned(),
@@ -35,7 +36,7 @@ async fn inventory(app: &NotifyApp) {
         owner_id: owner.clone(),
         team_id: team.clone(),
         issuer_id: issuer.clone(),
-        renewal_policy_id: DEFAULT_RENEWAL_POLICY_ID.to_owned(),
+        renewal_policy_id: policy.clone(),
         certificate_profile_id: None,
         status,
         expires_at: Some(T0 + time::Duration::days(days) + time::Duration::hours(1)),

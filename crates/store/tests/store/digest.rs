@@ -11,6 +11,7 @@ use crate::support::{T0, alice, name, owner_req, team_req};
 
 pub async fn digest_counts_the_window_by_status(db: &TestDb) {
     let store = db.store().await;
+    store.ensure_default_renewal_policy(&alice(), T0).await.unwrap();
     let team = store.create_team(&team_req("Platform"), &alice(), T0).await.unwrap().id;
     let owner = store.create_owner(&owner_req("Ann", &team), &alice(), T0).await.unwrap().id;
     let issuer = NewIssuer {
