@@ -148,12 +148,21 @@ async fn send_reaches_every_email_channel(backend: Backend) {
     assert_eq!(r.json["total"], 1, "{}", r.json);
     assert_eq!(r.json["data"][0]["channel"], "ops-mail");
 
+    // The scheduled run enqueues once per channel per interval, however often it runs.
+    let day = std::time::Duration::from_secs(86_400);
+    assert_eq!(certctl_server::notify::digest::scheduled(&app.state, day).await, 1);
+    assert_eq!(certctl_server::notify::digest::scheduled(&app.state, day).await, 0);
+    app.advance(86_400);
+    assert_eq!(certctl_server::notify::digest::scheduled(&app.state, day).await, 1);
+    let r = app.call(Method::GET, "/api/v1/notifications?type=Digest", None).await;
+    assert_eq!(r.json["total"], 3, "{}", r.json);
+
     if let Some(sink) = sink {
         worker::deliver(&app.state, ClaimKind::Pending).await;
         let r = app.call(Method::GET, "/api/v1/notifications?type=Digest", None).await;
-        assert_eq!(r.json["data"][0]["status"], "sent", "{}", r.json);
-        let mail = sink.wait_for(1).await;
-        assert_eq!(mail.len(), 1);
+        assert!(r.json["data"].as_array().unwrap().iter().all(|n| n["status"] == "sent"), "{}", r.json);
+        let mail = sink.wait_for(3).await;
+        assert_eq!(mail.len(), 3);
         assert_eq!(mail[0]["rcpt_tos"], json!(["ops@example.com", "sec@example.com"]));
         let data = mail[0]["data"].as_str().unwrap();
         assert!(data.contains("Subject: certctl certificate digest"), "{data}");
@@ -170,4 +179,13 @@ async fn digest_send_sqlite() {
 #[tokio::test]
 async fn digest_send_postgres() {
     send_reaches_every_email_channel(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn digest_send_needs_an_operator() {
+    let app = crate::harness::TestApp::new().await;
+    app.post_json("/api/v1/digest/send", &app.viewer, &json!({})).await.expect(403, Some("forbidden"));
+    app.post_json("/api/v1/digest/send", &app.operator, &json!({})).await.expect(503, Some("not_configured"));
+    app.get("/api/v1/digest/preview?format=json", &app.viewer).await.expect(200, None);
+    app.finish().await;
 }
