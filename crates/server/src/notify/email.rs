@@ -261,7 +261,9 @@ impl Email {
     async fn deliver(&self, allow_loopback: bool, m: &Message) -> Result<(), String> {
         let (mail, envelope) = self.compose(m)?;
         let addrs = self.addresses(allow_loopback).await?;
-        let hello = ClientId::Domain("certctl".into());
+        // EHLO with this machine's host name (an address literal when it has none): relays
+        // that insist on a fully-qualified HELO name accept it.
+        let hello = ClientId::default();
         let smtp = |e: lettre::transport::smtp::Error| format!("SMTP {}:{}: {e}", self.host, self.port);
         let implicit = if self.mode == TlsMode::Implicit { self.tls.clone() } else { None };
         let mut conn =
