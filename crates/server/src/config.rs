@@ -57,6 +57,10 @@ pub struct Config {
     pub renewal_check_interval: Duration,
     pub job_process_interval: Duration,
     pub allow_loopback_targets: bool,
+    /// The scheduled digest loop runs only when set (`CERTCTL_DIGEST_ENABLED`).
+    pub digest_enabled: bool,
+    /// How often the digest goes out (`CERTCTL_DIGEST_INTERVAL`, at least an hour).
+    pub digest_interval: Duration,
     /// Channels declared by `CERTCTL_SMTP_*`, `CERTCTL_WEBHOOK_*`, `CERTCTL_SLACK_*`, … (raw JSON
     /// channel settings keyed by channel type; validated by `notify::EnvChannels`).
     pub notification_env: BTreeMap<String, String>,
@@ -86,11 +90,12 @@ const SETTINGS: &[(&str, Option<&str>)] = &[
     ("job_process_interval", Some("30s")),
     ("allow_loopback_targets", Some("false")),
     ("smtp_host", None),
-    ("smtp_port", Some("587")),
+    ("smtp_port", None),
     ("smtp_username", None),
     ("smtp_password", None),
+    ("smtp_from", None),
     ("smtp_from_address", None),
-    ("smtp_tls", Some("starttls")),
+    ("smtp_tls", None),
     ("smtp_ca_path", None),
     ("smtp_to", None),
     ("webhook_url", None),
@@ -103,6 +108,8 @@ const SETTINGS: &[(&str, Option<&str>)] = &[
     ("opsgenie_region", Some("us")),
     ("opsgenie_url", None),
     ("digest_recipients", None),
+    ("digest_enabled", Some("false")),
+    ("digest_interval", Some("24h")),
     ("metrics_public", Some("false")),
     ("log", Some("info")),
     ("log_format", Some("text")),
@@ -114,6 +121,7 @@ const NOTIFICATION_KEYS: &[&str] = &[
     "smtp_port",
     "smtp_username",
     "smtp_password",
+    "smtp_from",
     "smtp_from_address",
     "smtp_tls",
     "smtp_ca_path",
@@ -245,6 +253,10 @@ impl RawSettings {
         if max_attempts == 0 {
             return Err(err("CERTCTL_NOTIFICATION_MAX_ATTEMPTS", "must be at least 1"));
         }
+        let digest_interval = self.required("digest_interval", parse_duration)?;
+        if digest_interval < Duration::from_secs(3600) {
+            return Err(err("CERTCTL_DIGEST_INTERVAL", "must be at least 1h"));
+        }
         let database_max_connections = self.required("database_max_connections", parse_u32)?;
         if database_max_connections == 0 {
             return Err(err("CERTCTL_DATABASE_MAX_CONNECTIONS", "must be at least 1"));
@@ -266,6 +278,8 @@ impl RawSettings {
             renewal_check_interval: self.required("renewal_check_interval", parse_duration)?,
             job_process_interval: self.required("job_process_interval", parse_duration)?,
             allow_loopback_targets: self.required("allow_loopback_targets", parse_bool)?,
+            digest_enabled: self.required("digest_enabled", parse_bool)?,
+            digest_interval,
             notification_env: NOTIFICATION_KEYS.iter().filter_map(|k| self.get(k).map(|v| (var_name(k), v))).collect(),
             metrics_public: self.required("metrics_public", parse_bool)?,
             log: self.required("log", |v| Ok(v.to_owned()))?,
@@ -332,6 +346,8 @@ mod tests {
         assert_eq!(c.tls, TlsSource::Bootstrap);
         assert_eq!(c.notification_retry_interval, Duration::from_secs(120));
         assert_eq!(c.notification_max_attempts, 5);
+        assert!(!c.digest_enabled);
+        assert_eq!(c.digest_interval, Duration::from_secs(86_400));
     }
 
     #[test]
@@ -346,6 +362,12 @@ mod tests {
         assert_eq!(e.var, "CERTCTL_DATABASE_URL");
         let e = load(&[("CERTCTL_KEYGEN_MODE", "hsm")]).unwrap_err();
         assert_eq!(e.var, "CERTCTL_KEYGEN_MODE");
+        let e = load(&[("CERTCTL_DIGEST_INTERVAL", "30m")]).unwrap_err();
+        assert_eq!(e.to_string(), "CERTCTL_DIGEST_INTERVAL: must be at least 1h");
+        let e = load(&[("CERTCTL_DIGEST_INTERVAL", "daily")]).unwrap_err();
+        assert_eq!(e.var, "CERTCTL_DIGEST_INTERVAL");
+        let e = load(&[("CERTCTL_DIGEST_ENABLED", "maybe")]).unwrap_err();
+        assert_eq!(e.var, "CERTCTL_DIGEST_ENABLED");
     }
 
     #[test]

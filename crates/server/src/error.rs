@@ -46,6 +46,10 @@ pub enum ApiError {
     /// Well-formed but semantically unacceptable.
     #[error("{0}")]
     Unprocessable(String),
+    /// A feature the request needs is not set up (no email channel for the digest); the
+    /// message says what to configure.
+    #[error("{0}")]
+    NotConfigured(String),
     /// The database is unreachable or failing.
     #[error("service unavailable")]
     Unavailable(String),
@@ -67,6 +71,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable_entity"),
+            ApiError::NotConfigured(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_configured"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }

@@ -1,7 +1,8 @@
 //! The one runner for every background loop: renewal scan, job processing, overdue-job
-//! reaping, agent liveness, the PKI refresh, notification delivery, the notification retry sweep and the
-//! expiry-alert scan. Each loop runs at start, then on its interval; a run is bounded
-//! by a timeout, never overlaps itself, and stops when the server shuts down.
+//! reaping, agent liveness, the PKI refresh, notification delivery, the notification retry sweep, the
+//! expiry-alert scan and, when enabled, the certificate digest. Each loop runs at start, then on
+//! its interval; a run is bounded by a timeout, never overlaps itself, and stops when the server
+//! shuts down.
 
 use std::future::Future;
 use std::time::Duration;
@@ -141,6 +142,18 @@ impl Scheduler {
                 }
             },
         );
+        if cfg.digest_enabled {
+            let every = cfg.digest_interval;
+            spawn_loop(&mut tasks, stopped.clone(), "digest", every, Duration::from_secs(300), None, {
+                let s = s.clone();
+                move || {
+                    let s = s.clone();
+                    async move {
+                        notify::digest::scheduled(&s, every).await;
+                    }
+                }
+            });
+        }
         spawn_loop(&mut tasks, stopped, "pki_refresh", Duration::from_millis(500), Duration::from_secs(60), None, {
             let s = s.clone();
             move || {

@@ -18,6 +18,12 @@ mod bootstrap;
 mod certificate_list;
 #[path = "api/certificates.rs"]
 mod certificates;
+#[path = "api/digest.rs"]
+mod digest;
+#[path = "api/email.rs"]
+mod email;
+#[path = "api/email_peer.rs"]
+mod email_peer;
 #[path = "api/errors.rs"]
 mod errors;
 #[path = "api/fixtures.rs"]

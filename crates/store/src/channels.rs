@@ -191,6 +191,16 @@ impl Store {
         row.map(ChannelRecord::try_from).transpose()
     }
 
+    /// The enabled channels of type `kind`, oldest first.
+    pub async fn channels_of_type(&self, kind: ChannelType) -> Result<Vec<ChannelRecord>> {
+        let mut c = self.reader().await?;
+        let mut q = Sql::default();
+        q.push(COLUMNS).push(" WHERE type = ").push_bind(kind.as_str()).push(" ORDER BY created_at, id");
+        let rows: Vec<ChannelRow> = q.fetch_all(&mut c.conn()).await?;
+        let all: Vec<ChannelRecord> = rows.into_iter().map(ChannelRecord::try_from).collect::<Result<_>>()?;
+        Ok(all.into_iter().filter(|c| c.enabled).collect())
+    }
+
     /// Which of `names` name no stored channel.
     pub async fn missing_channels(&self, names: &[String]) -> Result<Vec<String>> {
         let mut c = self.reader().await?;

@@ -16,6 +16,7 @@ mod authorities;
 mod certificates;
 mod channels;
 mod common;
+mod digest;
 mod issuance;
 mod issuers;
 mod jobs;
@@ -48,6 +49,7 @@ pub use authorities::{CaRecord, CaState, NewCa, NewRevocation, RevokedSerial, Se
 pub use certificates::{CertificateFilter, CertificateListQuery, CsrInputs, ImportedCertificate, NewVersion};
 pub use channels::{ChannelRecord, ChannelWrite, DEFAULT_CHANNEL, ExpiryCandidate, Routing, route_certificate_event};
 pub use common::Actor;
+pub use digest::DIGEST_LIST_LIMIT;
 pub use issuance::{
     AttemptOutcome, Completion, CompletionRequest, IssuedVersion, RenewalRequest, ScanReport, VersionSecrets,
 };

@@ -7,6 +7,8 @@ mod api_keys;
 mod audit;
 #[path = "store/certificates.rs"]
 mod certificates;
+#[path = "store/digest.rs"]
+mod digest;
 #[path = "store/inventory_audit.rs"]
 mod inventory_audit;
 #[path = "store/issuance.rs"]
@@ -102,6 +104,7 @@ backend_tests! {
         notifications::notification_unconfigured_channel_goes_dead,
         notifications::notification_concurrent_claimers_never_share_a_row,
         notifications::notification_list_filters_and_pages,
+        digest::digest_counts_the_window_by_status,
     ],
     sync: [
         paging::cursor_walk_during_inserts_sees_every_row_once,

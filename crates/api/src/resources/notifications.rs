@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::scalars::wire_enum;
-use crate::{InvalidValue, Name, SeverityTier};
+use crate::{CertificateStatus, InvalidValue, Name, SeverityTier};
 
 wire_enum!(
     /// What a notification reports.
@@ -22,6 +22,8 @@ wire_enum!(
         Revocation = "Revocation",
         /// Sent by `POST /api/v1/notification-channels/{id}/test`.
         Test = "Test",
+        /// The certificate digest: what expires soon, by status.
+        Digest = "Digest",
     }
 );
 
@@ -120,7 +122,8 @@ pub struct NotificationChannel {
 ///
 /// `config` by type: Webhook `{url, secret?}`; Slack and Teams `{url}`; PagerDuty
 /// `{routing_key, url?}`; OpsGenie `{api_key, region?: "us"|"eu", url?}`; Email `{host, port?,
-/// tls?: "starttls"|"implicit"|"none", username?, password?, from, to: [..]}`.
+/// tls?: "starttls" (default, port 587) | "tls" (implicit TLS, port 465; alias "implicit") |
+/// "none" (port 25), username?, password?, from, to: [..], ca_path?}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateNotificationChannel {
@@ -149,19 +152,75 @@ pub struct UpdateNotificationChannel {
     pub enabled: Option<bool>,
 }
 
-/// What the digest reports.
+/// How many certificates in the digest window have one status.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct DigestStatusCount {
+    pub status: CertificateStatus,
+    pub count: i64,
+}
+
+/// One certificate of the digest.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct DigestCertificate {
+    pub id: String,
+    pub name: String,
+    pub common_name: String,
+    pub status: CertificateStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Whole days until expiry; negative once expired.
+    pub days_left: i64,
+    pub owner_email: String,
+}
+
+/// The certificates expiring within `window_days` (expired ones included; revoked and archived
+/// ones left out), counted by status.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct DigestSummary {
+    #[serde(with = "time::serde::rfc3339")]
+    pub generated_at: OffsetDateTime,
+    pub window_days: i64,
+    /// Every managed certificate, whatever its expiry.
+    pub total_certificates: i64,
+    /// Certificates in the window (the sum of `by_status`).
+    pub expiring_total: i64,
+    pub by_status: Vec<DigestStatusCount>,
+    /// The soonest-expiring certificates of the window (at most 500).
+    pub certificates: Vec<DigestCertificate>,
+}
+
+/// Query of `GET /api/v1/digest/preview`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DigestPreviewParams {
+    /// `html` (default), `text` or `json`.
+    pub format: Option<String>,
+    /// Window in days, 1–365 (default 30).
+    pub days: Option<String>,
+}
+
+/// Query of `POST /api/v1/digest/send`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DigestSendParams {
+    /// Window in days, 1–365 (default 30).
+    pub days: Option<String>,
+}
+
+/// What the digest reports, rendered (`format=json` of the preview).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct DigestPreview {
     pub subject: String,
     pub recipients: Vec<String>,
     pub text: String,
     pub html: String,
+    pub summary: DigestSummary,
 }
 
 /// Result of `POST /api/v1/digest/send`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct DigestSent {
-    /// Notifications enqueued, one per recipient.
+    /// Digest notifications enqueued, one per email channel.
     pub enqueued: usize,
     pub recipients: Vec<String>,
 }

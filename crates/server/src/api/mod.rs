@@ -8,6 +8,7 @@ pub mod audit;
 pub mod authorities;
 pub mod certificates;
 pub mod channels;
+pub mod digest;
 pub mod issuers;
 pub mod jobs;
 pub mod lifecycle;
@@ -78,6 +79,7 @@ fn protected() -> OpenApiRouter<AppState> {
         .merge(stats::router())
         .merge(notifications::router())
         .merge(channels::router())
+        .merge(digest::router())
 }
 
 /// Every route, with authentication on the protected ones.

@@ -6,6 +6,8 @@
 //! (`Webhook`, `Slack`, `Teams`, `PagerDuty`, `OpsGenie`, `Email`). A notification names its
 //! channel; a name that resolves to nothing sends the row to `dead`, never to `sent`.
 
+pub mod digest;
+pub mod email;
 mod guard;
 mod opsgenie;
 mod pagerduty;
@@ -166,7 +168,7 @@ pub fn build_notifier(kind: ChannelType, config: &Value) -> Result<Arc<dyn Notif
                 },
             })
         }
-        ChannelType::Email => return Err("type: Email channels are not available in this build yet".into()),
+        ChannelType::Email => Arc::new(email::build(obj)?),
     })
 }
 
@@ -192,8 +194,11 @@ pub struct Notifications {
     /// Channels declared by environment, by name.
     env: BTreeMap<String, Arc<dyn Notifier>>,
     pub retry: RetryPolicy,
-    /// Digest recipients from `CERTCTL_DIGEST_RECIPIENTS` (empty: every owner).
+    /// Digest recipients from `CERTCTL_DIGEST_RECIPIENTS`; when empty each email channel's
+    /// own recipients get the digest.
     pub digest_recipients: Vec<String>,
+    /// The recipients of the environment-declared `Email` channel (`CERTCTL_SMTP_TO`).
+    pub env_email_to: Vec<String>,
     /// Wakes the delivery loop when rows are enqueued.
     pub wake: tokio::sync::Notify,
 }
@@ -204,51 +209,76 @@ impl Notifications {
         let env = &config.notification_env;
         let get = |k: &str| env.get(k).map(|v| Value::String(v.clone()));
         let mut channels: BTreeMap<String, Arc<dyn Notifier>> = BTreeMap::new();
-        let mut declare = |kind: ChannelType, var: &str, settings: Vec<(&str, Option<Value>)>| -> anyhow::Result<()> {
+        // `settings` pairs each setting with the variable that sets it, so an error names the
+        // variable to fix.
+        let mut declare = |kind: ChannelType, settings: &[(&str, &str)]| -> anyhow::Result<()> {
             let obj: Map<String, Value> =
-                settings.into_iter().filter_map(|(k, v)| v.map(|v| (k.to_owned(), v))).collect();
-            let notifier = build_notifier(kind, &Value::Object(obj)).map_err(|e| anyhow::anyhow!("{var}: {e}"))?;
+                settings.iter().filter_map(|(k, var)| get(var).map(|v| ((*k).to_owned(), v))).collect();
+            let notifier = build_notifier(kind, &Value::Object(obj)).map_err(|e| {
+                let var = settings
+                    .iter()
+                    .find(|(k, _)| e.starts_with(&format!("config.{k}:")))
+                    .map_or(settings[0].1, |(_, var)| var);
+                let message = e.split_once(": ").map_or(e.as_str(), |(_, m)| m);
+                anyhow::anyhow!("{var}: {message}")
+            })?;
             channels.insert(kind.as_str().to_owned(), notifier);
             Ok(())
         };
         if env.contains_key("CERTCTL_WEBHOOK_URL") {
-            declare(
-                ChannelType::Webhook,
-                "CERTCTL_WEBHOOK_URL",
-                vec![("url", get("CERTCTL_WEBHOOK_URL")), ("secret", get("CERTCTL_WEBHOOK_SECRET"))],
-            )?;
+            declare(ChannelType::Webhook, &[("url", "CERTCTL_WEBHOOK_URL"), ("secret", "CERTCTL_WEBHOOK_SECRET")])?;
         }
         if env.contains_key("CERTCTL_SLACK_WEBHOOK_URL") {
-            declare(ChannelType::Slack, "CERTCTL_SLACK_WEBHOOK_URL", vec![("url", get("CERTCTL_SLACK_WEBHOOK_URL"))])?;
+            declare(ChannelType::Slack, &[("url", "CERTCTL_SLACK_WEBHOOK_URL")])?;
         }
         if env.contains_key("CERTCTL_TEAMS_WEBHOOK_URL") {
-            declare(ChannelType::Teams, "CERTCTL_TEAMS_WEBHOOK_URL", vec![("url", get("CERTCTL_TEAMS_WEBHOOK_URL"))])?;
+            declare(ChannelType::Teams, &[("url", "CERTCTL_TEAMS_WEBHOOK_URL")])?;
         }
         if env.contains_key("CERTCTL_PAGERDUTY_ROUTING_KEY") {
             declare(
                 ChannelType::PagerDuty,
-                "CERTCTL_PAGERDUTY_ROUTING_KEY",
-                vec![("routing_key", get("CERTCTL_PAGERDUTY_ROUTING_KEY")), ("url", get("CERTCTL_PAGERDUTY_URL"))],
+                &[("routing_key", "CERTCTL_PAGERDUTY_ROUTING_KEY"), ("url", "CERTCTL_PAGERDUTY_URL")],
             )?;
         }
         if env.contains_key("CERTCTL_OPSGENIE_API_KEY") {
             declare(
                 ChannelType::OpsGenie,
-                "CERTCTL_OPSGENIE_API_KEY",
-                vec![
-                    ("api_key", get("CERTCTL_OPSGENIE_API_KEY")),
-                    ("region", get("CERTCTL_OPSGENIE_REGION")),
-                    ("url", get("CERTCTL_OPSGENIE_URL")),
+                &[
+                    ("api_key", "CERTCTL_OPSGENIE_API_KEY"),
+                    ("region", "CERTCTL_OPSGENIE_REGION"),
+                    ("url", "CERTCTL_OPSGENIE_URL"),
                 ],
             )?;
         }
         if env.contains_key("CERTCTL_SMTP_HOST") {
-            tracing::warn!("CERTCTL_SMTP_HOST is set but email delivery is not available in this build");
+            // `CERTCTL_SMTP_FROM_ADDRESS` is the Go certctl's name for the sender.
+            let from = if !env.contains_key("CERTCTL_SMTP_FROM") && env.contains_key("CERTCTL_SMTP_FROM_ADDRESS") {
+                "CERTCTL_SMTP_FROM_ADDRESS"
+            } else {
+                "CERTCTL_SMTP_FROM"
+            };
+            declare(
+                ChannelType::Email,
+                &[
+                    ("host", "CERTCTL_SMTP_HOST"),
+                    ("port", "CERTCTL_SMTP_PORT"),
+                    ("tls", "CERTCTL_SMTP_TLS"),
+                    ("username", "CERTCTL_SMTP_USERNAME"),
+                    ("password", "CERTCTL_SMTP_PASSWORD"),
+                    ("from", from),
+                    ("to", "CERTCTL_SMTP_TO"),
+                    ("ca_path", "CERTCTL_SMTP_CA_PATH"),
+                ],
+            )?;
         }
-        let digest_recipients = env
-            .get("CERTCTL_DIGEST_RECIPIENTS")
-            .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
-            .unwrap_or_default();
+        let list = |var: &str| -> Vec<String> {
+            env.get(var)
+                .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+                .unwrap_or_default()
+        };
+        let digest_recipients = list("CERTCTL_DIGEST_RECIPIENTS");
+        let env_email_to =
+            if channels.contains_key(ChannelType::Email.as_str()) { list("CERTCTL_SMTP_TO") } else { Vec::new() };
         Ok(Notifications {
             http: Http::new(config.allow_loopback_targets)?,
             env: channels,
@@ -258,6 +288,7 @@ impl Notifications {
                 max_attempts: config.notification_max_attempts,
             },
             digest_recipients,
+            env_email_to,
             wake: tokio::sync::Notify::new(),
         })
     }

@@ -28,6 +28,7 @@ fn incident_kind(t: NotificationType) -> &'static str {
         NotificationType::Revocation => "revocation",
         NotificationType::PolicyViolation => "policy",
         NotificationType::Test => "test",
+        NotificationType::Digest => "digest",
     }
 }
 

@@ -78,8 +78,21 @@ async fn resolve(s: &AppState, name: &str) -> Result<Option<Resolved>, String> {
         Ok(None) => {}
         Err(e) => return Err(e.to_string()),
     }
-    let kind = name.parse::<ChannelType>().map(ChannelType::as_str).unwrap_or("unknown");
-    Ok(s.notify.env_channel(name).map(|notifier| Resolved { notifier, kind }))
+    let Ok(kind) = name.parse::<ChannelType>() else { return Ok(None) };
+    if let Some(notifier) = s.notify.env_channel(name) {
+        return Ok(Some(Resolved { notifier, kind: kind.as_str() }));
+    }
+    // A type name with no environment-declared channel (policies route to `Email` by default)
+    // reaches the oldest enabled API-managed channel of that type.
+    match s.store.channels_of_type(kind).await {
+        Ok(list) => match list.first() {
+            Some(c) => stored_notifier(&s.secrets, c)
+                .map(|notifier| Some(Resolved { notifier, kind: kind.as_str() }))
+                .map_err(|e| format!("channel '{}': {e}", c.name)),
+            None => Ok(None),
+        },
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Claims and delivers rows of `kind` until none is left (or the run's batch budget is spent).
