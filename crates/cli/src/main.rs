@@ -163,6 +163,9 @@ async fn walk(client: &Client, op: &Operation, req: &request::Request, limit: u6
     let mut rows: Vec<Value> = Vec::new();
     let mut cursor: Option<String> = None;
     let mut total = Value::Null;
+    // A `--page-size` sets the size of each page walked; otherwise pages are as large as allowed.
+    let page_size =
+        req.query.iter().find(|(k, _)| k == "page_size").and_then(|(_, v)| v.parse().ok()).unwrap_or(MAX_PAGE);
     loop {
         let mut query: Vec<(String, String)> = req
             .query
@@ -170,7 +173,7 @@ async fn walk(client: &Client, op: &Operation, req: &request::Request, limit: u6
             .filter(|(k, _)| !matches!(k.as_str(), "cursor" | "page_size" | "page" | "per_page"))
             .cloned()
             .collect();
-        query.push(("page_size".into(), (limit - rows.len() as u64).min(MAX_PAGE).to_string()));
+        query.push(("page_size".into(), (limit - rows.len() as u64).min(page_size).to_string()));
         if let Some(c) = &cursor {
             query.push(("cursor".into(), c.clone()));
         }
