@@ -1,11 +1,6 @@
 //! `certctl`: the command-line client. Every API operation is a subcommand, built from the
 //! operation table the client crate reads from the OpenAPI document.
 
-mod command;
-mod import;
-mod output;
-mod request;
-
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -17,28 +12,8 @@ use time::OffsetDateTime;
 use certctl_client::operations::{self, Operation};
 use certctl_client::{Client, ClientConfig, ClientError};
 
-use crate::output::{Format, Layout};
-
-/// Why a command did not succeed, and so its exit code.
-pub enum Failure {
-    /// Exit 2.
-    Usage(String),
-    /// Exit 1.
-    Api(ClientError),
-    /// Exit 3: the job's final state.
-    JobFailed(Value),
-    /// Exit 1: an import where some certificates failed.
-    Import(Value),
-}
-
-impl From<ClientError> for Failure {
-    fn from(e: ClientError) -> Failure {
-        match e {
-            ClientError::Config(msg) => Failure::Usage(msg),
-            other => Failure::Api(other),
-        }
-    }
-}
+use certctl_cli::output::{self, Format, Layout};
+use certctl_cli::{Failure, command, import, request};
 
 /// The server's default of `CERTCTL_NOTIFICATION_MAX_ATTEMPTS`.
 const DEFAULT_NOTIFICATION_MAX_ATTEMPTS: u64 = 5;

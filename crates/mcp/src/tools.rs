@@ -69,6 +69,7 @@ fn kind(k: ParamKind) -> &'static str {
 }
 
 /// A call's arguments split into path parameters, query pairs and body. Errors name the argument.
+#[derive(Debug)]
 pub struct Call {
     pub path: Vec<(String, String)>,
     pub query: Vec<(String, String)>,
