@@ -38,7 +38,6 @@ fn listed_tools() -> Vec<Value> {
     line.clear();
     stdout.read_line(&mut line).unwrap();
     let list: Value = serde_json::from_str(&line).unwrap();
-    drop(send);
     child.kill().ok();
     child.wait().ok();
     list["result"]["tools"].as_array().cloned().unwrap_or_else(|| panic!("no tools: {list}"))
