@@ -114,7 +114,8 @@ fn operation(op: &Operation) -> Command {
             ParamKind::Integer => arg.value_parser(clap::value_parser!(i64)),
             ParamKind::Number => arg.value_parser(clap::value_parser!(f64)),
             ParamKind::String if !p.values.is_empty() => arg.value_parser(PossibleValuesParser::new(p.values.clone())),
-            ParamKind::String => arg,
+            // Values such as `-notAfter` (descending sort) are values, not flags.
+            ParamKind::String => arg.allow_hyphen_values(true),
         };
         longs.push(long);
         cmd = cmd.arg(arg);
@@ -131,7 +132,8 @@ fn operation(op: &Operation) -> Command {
                 .long(long)
                 .value_name(f.name.to_uppercase())
                 .help(help)
-                .value_parser(ValueParser::string()),
+                .value_parser(ValueParser::string())
+                .allow_hyphen_values(true),
         );
     }
     // `--owner` for `--owner-id` and the like, where the short name is free.

@@ -171,6 +171,8 @@ fn create_then_list_as_table_json_and_yaml() {
     let piped: Value = serde_json::from_slice(&certctl_code(0, &["certs", "get", id]).stdout).unwrap();
     assert_eq!(piped["id"], id);
 
+    let sorted = json(&["certs", "list", "--owner", owner, "--sort", "-name"]);
+    assert_eq!(sorted["data"][0]["id"], id, "{sorted}");
     let soon = json(&["certs", "list", "--owner", owner, "--expires-before", "30d"]);
     assert!(soon["data"].is_array(), "{soon}");
 }
