@@ -290,3 +290,52 @@ fn completions_are_generated() {
     let out = certctl_code(0, &["completions", "bash"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("certctl"));
 }
+
+#[test]
+fn wait_exits_3_when_the_job_is_cancelled() {
+    // Agent-side keys: the job waits for a CSR that never comes, until it is cancelled.
+    let (team, owner, issuer) = deps("cx");
+    let profile = json(&["profiles", "create", "--name", "agent keys", "--key-mode", "agent"]);
+    let cert = json(&[
+        "certs",
+        "create",
+        "--name",
+        "cx",
+        "--common-name",
+        "cx.example.com",
+        "--owner-id",
+        &owner,
+        "--team-id",
+        &team,
+        "--issuer-id",
+        &issuer,
+        "--renewal-policy-id",
+        "rp-default",
+        "--certificate-profile-id",
+        profile["id"].as_str().unwrap(),
+    ]);
+    let id = cert["id"].as_str().unwrap();
+    let mut waiting = Command::new(BIN)
+        .env("CERTCTL_SERVER_URL", &SERVER.url)
+        .env("CERTCTL_API_KEY", &SERVER.key)
+        .env("CERTCTL_SERVER_CA_BUNDLE", &SERVER.ca)
+        .args(["certs", "renew", id, "--wait", "--wait-timeout", "60s", "-o", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let job = loop {
+        let jobs = json(&["jobs", "list", "--certificate-id", id]);
+        if let Some(j) = jobs["data"].as_array().and_then(|d| d.first()) {
+            break j["id"].as_str().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "no job for {id}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    json(&["jobs", "cancel", &job]);
+    let out = waiting.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let last: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(last["status"].as_str().unwrap().eq_ignore_ascii_case("cancelled"), "{last}");
+}
