@@ -315,7 +315,7 @@ fn wait_exits_3_when_the_job_is_cancelled() {
         profile["id"].as_str().unwrap(),
     ]);
     let id = cert["id"].as_str().unwrap();
-    let mut waiting = Command::new(BIN)
+    let waiting = Command::new(BIN)
         .env("CERTCTL_SERVER_URL", &SERVER.url)
         .env("CERTCTL_API_KEY", &SERVER.key)
         .env("CERTCTL_SERVER_CA_BUNDLE", &SERVER.ca)
