@@ -198,7 +198,10 @@ pub enum SubjectNameKind {
 }
 
 macro_rules! wire_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $wire:literal $(| $alias:literal)*),+ $(,)? }) => {
+    // Wire names match as `tt`, not `literal`: a `literal` fragment reaches the derives wrapped in
+    // an invisible group that utoipa's serde attribute parser skips, so the schema would list the
+    // variant names instead of the wire names.
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $wire:tt $(| $alias:tt)*),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
         pub enum $name {

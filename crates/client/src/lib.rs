@@ -1,11 +1,17 @@
 //! Typed async client for the certctl REST API. The CLI, the agent and the MCP server reach the
 //! server only through this crate.
 
+pub mod operations;
+
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use serde_json::Value;
+
+use crate::operations::{HttpMethod, Operation};
 
 use certctl_api::{
     AuthCheck, CreateCertificate, CreateOwner, CreateTeam, ErrorBody, ManagedCertificate, Owner, Page, Team,
@@ -37,6 +43,42 @@ pub struct ClientConfig {
     /// PEM bundle of CAs to trust instead of the system roots (`CERTCTL_SERVER_CA_BUNDLE`).
     pub ca_bundle_pem: Option<Vec<u8>>,
     pub timeout: Duration,
+}
+
+/// Where the server is when `CERTCTL_SERVER_URL` is not set.
+pub const DEFAULT_SERVER_URL: &str = "https://localhost:8443";
+
+/// Attempts of an idempotent call that fails in transport or with 502, 503 or 504.
+const ATTEMPTS: u32 = 3;
+
+impl ClientConfig {
+    /// Settings from `CERTCTL_SERVER_URL`, `CERTCTL_API_KEY`, `CERTCTL_SERVER_CA_BUNDLE` (a PEM
+    /// file) and `CERTCTL_TIMEOUT` (seconds, default 30).
+    pub fn from_env() -> Result<ClientConfig> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let api_key = var("CERTCTL_API_KEY")
+            .ok_or_else(|| ClientError::Config("CERTCTL_API_KEY is not set: export the API key to use".into()))?;
+        let ca_bundle_pem = match var("CERTCTL_SERVER_CA_BUNDLE") {
+            Some(path) => Some(
+                std::fs::read(&path)
+                    .map_err(|e| ClientError::Config(format!("CERTCTL_SERVER_CA_BUNDLE: cannot read {path}: {e}")))?,
+            ),
+            None => None,
+        };
+        let timeout = match var("CERTCTL_TIMEOUT") {
+            Some(t) => Duration::from_secs(
+                t.parse()
+                    .map_err(|_| ClientError::Config(format!("CERTCTL_TIMEOUT: '{t}' is not a number of seconds")))?,
+            ),
+            None => Duration::from_secs(30),
+        };
+        Ok(ClientConfig {
+            base_url: var("CERTCTL_SERVER_URL").unwrap_or_else(|| DEFAULT_SERVER_URL.to_owned()),
+            api_key,
+            ca_bundle_pem,
+            timeout,
+        })
+    }
 }
 
 /// A certctl API client; cheap to clone.
@@ -86,6 +128,64 @@ impl Client {
         Err(ClientError::Api { status, body })
     }
 
+    /// Runs one operation of the table: fills the path template from `path_params`, sends
+    /// `query` and the JSON `body`, and returns the JSON answer (`null` for no content, a string
+    /// for a text answer, `{"content_type", "base64"}` for a binary one). Idempotent operations
+    /// are retried with backoff when the transport fails or the server answers 502, 503 or 504.
+    pub async fn execute(
+        &self,
+        op: &Operation,
+        path_params: &[(&str, &str)],
+        query: &[(String, String)],
+        body: Option<&Value>,
+    ) -> Result<Value> {
+        let mut path = op.path.clone();
+        for p in op.path_params() {
+            let value = path_params
+                .iter()
+                .find(|(name, _)| *name == p.name)
+                .map(|(_, v)| *v)
+                .ok_or_else(|| ClientError::Config(format!("{}: missing path parameter {}", op.id, p.name)))?;
+            path = path.replace(&format!("{{{}}}", p.name), &encode(value));
+        }
+        let method = match op.method {
+            HttpMethod::Get => Method::GET,
+            HttpMethod::Post => Method::POST,
+            HttpMethod::Put => Method::PUT,
+            HttpMethod::Patch => Method::PATCH,
+            HttpMethod::Delete => Method::DELETE,
+        };
+        let url = format!("{}{path}", self.base);
+        let attempts = if op.idempotent() { ATTEMPTS } else { 1 };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut req = self.http.request(method.clone(), &url).bearer_auth(&self.key).query(query);
+            if let Some(body) = body {
+                req = req.json(body);
+            }
+            let retry_after = Duration::from_millis(200 * 2u64.pow(attempt - 1));
+            let resp = match req.send().await {
+                Ok(resp) => resp,
+                Err(e) if attempt < attempts && (e.is_connect() || e.is_timeout() || e.is_request()) => {
+                    tokio::time::sleep(retry_after).await;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let status = resp.status();
+            let transient = matches!(
+                status,
+                StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+            );
+            if transient && attempt < attempts {
+                tokio::time::sleep(retry_after).await;
+                continue;
+            }
+            return decode(resp).await;
+        }
+    }
+
     /// `GET path` decoded as `T`.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         self.call::<(), T>(Method::GET, path, None).await
@@ -132,6 +232,39 @@ impl Client {
 
     pub async fn create_certificate(&self, req: &CreateCertificate) -> Result<ManagedCertificate> {
         self.post("/api/v1/certificates", req).await
+    }
+}
+
+/// A response as JSON: error bodies become [`ClientError::Api`].
+async fn decode(resp: reqwest::Response) -> Result<Value> {
+    let status = resp.status();
+    let content_type =
+        resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let bytes = resp.bytes().await?;
+    if !status.is_success() {
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = serde_json::from_str(&text).unwrap_or(ErrorBody {
+            error: status.canonical_reason().unwrap_or("error").to_owned(),
+            message: text,
+            request_id: String::new(),
+        });
+        return Err(ClientError::Api { status, body });
+    }
+    if bytes.is_empty() {
+        return Ok(Value::Null);
+    }
+    if content_type.contains("json") {
+        return serde_json::from_slice(&bytes).map_err(|e| ClientError::Config(format!("the answer is not JSON: {e}")));
+    }
+    match String::from_utf8(bytes.to_vec()) {
+        Ok(text) if content_type.starts_with("text/") || content_type.contains("pem") => Ok(Value::String(text)),
+        _ => {
+            use base64::Engine as _;
+            Ok(serde_json::json!({
+                "content_type": content_type,
+                "base64": base64::engine::general_purpose::STANDARD.encode(&bytes),
+            }))
+        }
     }
 }
 
