@@ -16,6 +16,7 @@ mod authorities;
 mod certificates;
 mod channels;
 mod common;
+mod deployments;
 mod digest;
 mod issuance;
 mod issuers;

@@ -246,3 +246,42 @@ pub struct RetireCa {
     #[serde(default)]
     pub note: Option<String>,
 }
+
+/// Body of `POST /certificates/{id}/deploy`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeployRequest {
+    /// Deploy to this mapped target only; every mapped live target when absent.
+    #[serde(default)]
+    pub target_id: Option<String>,
+}
+
+/// Answer of `POST /certificates/{id}/deploy`: one Deployment job per target, for the
+/// target's agent to claim.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeploymentTriggered {
+    /// `deployment_triggered`.
+    pub status: String,
+    pub jobs: Vec<Job>,
+}
+
+/// Body of `POST /certificates/bulk-reassign`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkReassignRequest {
+    pub certificate_ids: Vec<String>,
+    pub owner_id: String,
+    /// Also move the certificates to this team.
+    #[serde(default)]
+    pub team_id: Option<String>,
+}
+
+/// Answer of a bulk reassignment.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct BulkReassignResult {
+    pub total_matched: usize,
+    pub total_reassigned: usize,
+    pub total_skipped: usize,
+    pub total_failed: usize,
+    pub errors: Vec<BulkItemError>,
+}

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod authorities;
 pub mod certificates;
 pub mod channels;
+pub mod deployments;
 pub mod digest;
 pub mod issuers;
 pub mod jobs;
@@ -75,6 +76,7 @@ fn protected() -> OpenApiRouter<AppState> {
         .merge(access::router())
         .merge(audit::router())
         .merge(lifecycle::router())
+        .merge(deployments::router())
         .merge(authorities::router())
         .merge(stats::router())
         .merge(notifications::router())

@@ -334,3 +334,89 @@ async fn agent_work_csr_deployment_and_reports_sqlite() {
 async fn agent_work_csr_deployment_and_reports_postgres() {
     work_flow(Backend::Postgres).await;
 }
+
+async fn deploy_and_reassign(backend: Backend) {
+    let Some(app) = TestApp::on(backend).await else { return };
+    let d = deps(&app, "deploy").await;
+    let (agent_id, credential) = enrolled(&app, "web05").await;
+    let prof = crate::pki_peer::server_profile(&app, "server keys").await;
+    let id = cert_for(&app, &d, Some(&prof), "api", "api.example.com").await;
+    let deploy = format!("/api/v1/certificates/{id}/deploy");
+
+    // Nothing issued yet, then nothing mapped: refused with the reason.
+    let r = app.post_json(&deploy, &app.operator, &json!({})).await;
+    r.expect(409, Some("conflict"));
+    assert!(r.message().contains("not been issued"), "{}", r.message());
+    assert_eq!(crate::pki_peer::issue(&app, &id).await["status"], "Completed");
+    let r = app.post_json(&deploy, &app.operator, &json!({})).await;
+    r.expect(409, Some("conflict"));
+    assert!(r.message().contains("no live target"), "{}", r.message());
+
+    let mut targets = Vec::new();
+    for name in ["edge-a", "edge-b"] {
+        let body = json!({"name": name, "type": "NGINX", "agent_id": agent_id,
+                          "config": {"cert_path": format!("/etc/ssl/{name}.pem")}});
+        let t = app.post_json("/api/v1/targets", &app.operator, &body).await;
+        t.expect(201, None);
+        let t = t.json["id"].as_str().unwrap().to_owned();
+        app.put_json(&format!("/api/v1/certificates/{id}/targets/{t}"), &app.operator, &json!({}))
+            .await
+            .expect(204, None);
+        targets.push(t);
+    }
+    app.post_json(&deploy, &app.viewer, &json!({})).await.expect(403, Some("forbidden"));
+    app.post_json(&deploy, &app.operator, &json!({"target_id": "tgt-elsewhere"})).await.expect_bad_field("target_id");
+    app.post_json(&deploy, &app.operator, &json!({"target": "x"})).await.expect(400, Some("bad_request"));
+    app.post_json("/api/v1/certificates/mc-missing/deploy", &app.operator, &json!({}))
+        .await
+        .expect(404, Some("not_found"));
+    let r = app.post_json(&deploy, &app.operator, &json!({"target_id": targets[1]})).await;
+    r.expect(202, None);
+    assert_eq!((&r.json["status"], r.json["jobs"].as_array().unwrap().len()), (&json!("deployment_triggered"), 1));
+    assert_eq!(
+        (&r.json["jobs"][0]["target_id"], &r.json["jobs"][0]["agent_id"]),
+        (&json!(targets[1]), &json!(agent_id))
+    );
+    // An empty body deploys to every mapped target.
+    let r = app.send_body(axum::http::Method::POST, &deploy, &app.operator, "").await;
+    r.expect(202, None);
+    assert_eq!(r.json["jobs"].as_array().unwrap().len(), 2);
+    // The issuance already fanned out one job per target; with the three above the agent has five.
+    let w = app.get(&format!("/api/v1/agents/{agent_id}/work"), &credential).await;
+    assert_eq!(w.json["count"], 3, "the issuance ran before any mapping, so only the three deploys: {}", w.json);
+
+    // Bulk reassignment: per-item results, skips, and a refused unknown owner.
+    let team2 = app.team("Other team").await;
+    let bob = app.owner("bob", &team2).await;
+    let other = cert_for(&app, &d, None, "other", "other.example.com").await;
+    let body = json!({"certificate_ids": [id, other, "mc-missing", id], "owner_id": bob, "team_id": team2});
+    app.post_json("/api/v1/certificates/bulk-reassign", &app.viewer, &body).await.expect(403, Some("forbidden"));
+    let r = app.post_json("/api/v1/certificates/bulk-reassign", &app.operator, &body).await;
+    r.expect(200, None);
+    assert_eq!(
+        (&r.json["total_matched"], &r.json["total_reassigned"], &r.json["total_skipped"], &r.json["total_failed"]),
+        (&json!(2), &json!(2), &json!(0), &json!(1))
+    );
+    assert_eq!(r.json["errors"][0]["certificate_id"], "mc-missing");
+    let c = app.get(&format!("/api/v1/certificates/{other}"), &app.viewer).await;
+    assert_eq!((&c.json["owner_id"], &c.json["team_id"]), (&json!(bob), &json!(team2)));
+    let r = app.post_json("/api/v1/certificates/bulk-reassign", &app.operator, &body).await;
+    assert_eq!((&r.json["total_reassigned"], &r.json["total_skipped"]), (&json!(0), &json!(2)));
+    let bad = json!({"certificate_ids": [id], "owner_id": "o-nobody"});
+    app.post_json("/api/v1/certificates/bulk-reassign", &app.operator, &bad).await.expect_bad_field("owner_id");
+    let none = json!({"certificate_ids": [], "owner_id": bob});
+    app.post_json("/api/v1/certificates/bulk-reassign", &app.operator, &none).await.expect_bad_field("certificate_ids");
+    let audit = app.get("/api/v1/audit?action=certificate_reassigned", &app.viewer).await;
+    assert_eq!(audit.json["data"].as_array().unwrap().len(), 2);
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_to_mapped_targets_and_bulk_reassign_sqlite() {
+    deploy_and_reassign(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_to_mapped_targets_and_bulk_reassign_postgres() {
+    deploy_and_reassign(Backend::Postgres).await;
+}
