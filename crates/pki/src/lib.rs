@@ -8,6 +8,7 @@ pub mod constraints;
 pub mod crl;
 pub mod csr;
 pub mod export;
+pub mod inspect;
 pub mod issue;
 pub mod keys;
 pub mod ocsp;

@@ -18,6 +18,7 @@ mod channels;
 mod common;
 mod deployments;
 mod digest;
+mod discovery;
 mod issuance;
 mod issuers;
 mod jobs;
@@ -51,6 +52,7 @@ pub use certificates::{CertificateFilter, CertificateListQuery, CsrInputs, Impor
 pub use channels::{ChannelRecord, ChannelWrite, DEFAULT_CHANNEL, ExpiryCandidate, Routing, route_certificate_event};
 pub use common::Actor;
 pub use digest::DIGEST_LIST_LIMIT;
+pub use discovery::{DISCOVERY_STATUSES, NewDiscovery};
 pub use issuance::{
     AttemptOutcome, Completion, CompletionRequest, IssuedVersion, RenewalRequest, ScanReport, VersionSecrets,
 };

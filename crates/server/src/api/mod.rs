@@ -10,6 +10,7 @@ pub mod certificates;
 pub mod channels;
 pub mod deployments;
 pub mod digest;
+pub mod discovery;
 pub mod issuers;
 pub mod jobs;
 pub mod lifecycle;
@@ -77,6 +78,7 @@ fn protected() -> OpenApiRouter<AppState> {
         .merge(audit::router())
         .merge(lifecycle::router())
         .merge(deployments::router())
+        .merge(discovery::router())
         .merge(authorities::router())
         .merge(stats::router())
         .merge(notifications::router())

@@ -420,3 +420,181 @@ async fn deploy_to_mapped_targets_and_bulk_reassign_sqlite() {
 async fn deploy_to_mapped_targets_and_bulk_reassign_postgres() {
     deploy_and_reassign(Backend::Postgres).await;
 }
+
+async fn discovery(backend: Backend) {
+    let Some(ssl) = Openssl::new() else { return };
+    let Some(app) = TestApp::on(backend).await else { return };
+    // openssl dates its certificates from the real clock; the summary counts from the app's.
+    app.clock.advance(time::OffsetDateTime::now_utc() - app.clock.now());
+    let d = deps(&app, "disc").await;
+    let (agent_id, credential) = enrolled(&app, "web07").await;
+    let (other_id, other_credential) = enrolled(&app, "web08").await;
+    // Two certificates made by openssl, as a host would have them: one leaf, one CA.
+    ssl.ok(&[
+        "req",
+        "-x509",
+        "-nodes",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.pem",
+        "-days",
+        "20",
+        "-subj",
+        "/CN=legacy.example.com",
+        "-addext",
+        "subjectAltName=DNS:legacy.example.com,IP:10.0.0.7",
+    ]);
+    ssl.ok(&[
+        "req",
+        "-x509",
+        "-nodes",
+        "-newkey",
+        "rsa:2048",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "3650",
+        "-subj",
+        "/CN=Old Corp CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+    ]);
+    let leaf = ssl.read_text("leaf.pem");
+    let ca = ssl.read_text("ca.pem");
+    let fingerprint = ssl.ok(&["x509", "-in", "leaf.pem", "-noout", "-fingerprint", "-sha256"]);
+    let fingerprint = fingerprint.trim().rsplit('=').next().unwrap().replace(':', "").to_lowercase();
+
+    let path = format!("/api/v1/agents/{agent_id}/discoveries");
+    let report = json!({"directories": ["/etc/ssl"], "certificates": [
+        {"source_path": "/etc/ssl/legacy.pem", "pem_data": leaf},
+        {"source_path": "/etc/ssl/ca.crt", "pem_data": ca, "source_format": "DER"},
+        {"source_path": "/etc/ssl/broken.pem", "pem_data": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"}
+    ], "errors": ["/etc/ssl/store.p12: PKCS#12 with a password, skipped"], "scan_duration_ms": 12});
+    app.post_json(&format!("/api/v1/agents/{other_id}/discoveries"), &credential, &report)
+        .await
+        .expect(403, Some("forbidden"));
+    app.post_json(&path, &app.admin, &report).await.expect(403, Some("forbidden"));
+    let relative = json!({"certificates": [{"source_path": "etc/x.pem", "pem_data": leaf}]});
+    app.post_json(&path, &credential, &relative).await.expect_bad_field("certificates[0].source_path");
+    let r = app.post_json(&path, &credential, &report).await;
+    r.expect(202, None);
+    assert_eq!((&r.json["received"], &r.json["new"], &r.json["updated"]), (&json!(3), &json!(2), &json!(0)));
+    assert_eq!(r.json["rejected"][0]["source_path"], "/etc/ssl/broken.pem");
+    let r = app.post_json(&path, &credential, &report).await;
+    assert_eq!((&r.json["new"], &r.json["updated"]), (&json!(0), &json!(2)), "a re-report updates, never duplicates");
+    // The same certificate on another host is another row.
+    let r = app
+        .post_json(
+            &format!("/api/v1/agents/{other_id}/discoveries"),
+            &other_credential,
+            &json!({"certificates": [{"source_path": "/srv/legacy.pem", "pem_data": leaf}]}),
+        )
+        .await;
+    assert_eq!(r.json["new"], 1);
+
+    // Facts come from the certificate itself.
+    let list = app.get(&format!("/api/v1/discovered-certificates?agent_id={agent_id}"), &app.viewer).await;
+    list.expect(200, None);
+    assert_eq!(list.json["total"], 2);
+    let found = list.json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["source_path"] == "/etc/ssl/legacy.pem")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (&found["common_name"], &found["sans"]),
+        (&json!("legacy.example.com"), &json!(["legacy.example.com", "10.0.0.7"]))
+    );
+    assert_eq!(
+        (&found["fingerprint_sha256"], &found["key_algorithm"], &found["key_size"]),
+        (&json!(fingerprint), &json!("ECDSA"), &json!(256))
+    );
+    // `openssl req -x509` marks self-signed certificates CA:TRUE by its default config; the row
+    // says what the certificate says.
+    let leaf_is_ca = ssl.ok(&["x509", "-in", "leaf.pem", "-noout", "-text"]).contains("CA:TRUE");
+    assert_eq!((&found["status"], &found["is_ca"]), (&json!("Unmanaged"), &json!(leaf_is_ca)));
+    let ca_row =
+        list.json["data"].as_array().unwrap().iter().find(|c| c["source_path"] == "/etc/ssl/ca.crt").unwrap().clone();
+    assert_eq!(
+        (&ca_row["is_ca"], &ca_row["key_algorithm"], &ca_row["source_format"]),
+        (&json!(true), &json!("RSA"), &json!("DER"))
+    );
+    app.get("/api/v1/discovered-certificates?status=Lost", &app.viewer).await.expect_bad_field("status");
+    let s = app.get("/api/v1/discovery-summary", &app.viewer).await;
+    assert_eq!(
+        s.json,
+        json!({"total": 3, "unmanaged": 3, "managed": 0, "dismissed": 0,
+                              "unmanaged_expired": 0, "unmanaged_expiring_30d": 2})
+    );
+
+    // Triage: claim into a new managed certificate, claim into an existing one, dismiss.
+    let id = found["id"].as_str().unwrap();
+    let claim = format!("/api/v1/discovered-certificates/{id}/claim");
+    app.post_json(&claim, &app.viewer, &json!({})).await.expect(403, Some("forbidden"));
+    app.post_json(&claim, &app.operator, &json!({"name": "legacy"})).await.expect_bad_field("owner_id");
+    let body = json!({"name": "legacy", "owner_id": d.owner, "team_id": d.team, "issuer_id": d.issuer,
+                      "renewal_policy_id": d.policy});
+    let r = app.post_json(&claim, &app.operator, &body).await;
+    r.expect(200, None);
+    assert_eq!(r.json["status"], "Managed");
+    let managed = r.json["managed_certificate_id"].as_str().unwrap().to_owned();
+    let m = app.get(&format!("/api/v1/certificates/{managed}"), &app.viewer).await;
+    assert_eq!((&m.json["common_name"], &m.json["source"]), (&json!("legacy.example.com"), &json!("Agent")));
+    app.post_json(&claim, &app.operator, &body).await.expect(409, Some("conflict"));
+    app.post_json(&format!("/api/v1/discovered-certificates/{id}/dismiss"), &app.operator, &json!({}))
+        .await
+        .expect(409, Some("conflict"));
+    let other_row = app.get(&format!("/api/v1/discovered-certificates?agent_id={other_id}"), &app.viewer).await;
+    let other_dcert = other_row.json["data"][0]["id"].as_str().unwrap().to_owned();
+    let r = app
+        .post_json(
+            &format!("/api/v1/discovered-certificates/{other_dcert}/claim"),
+            &app.operator,
+            &json!({"managed_certificate_id": managed}),
+        )
+        .await;
+    r.expect(200, None);
+    app.post_json(
+        &format!("/api/v1/discovered-certificates/{other_dcert}/claim"),
+        &app.operator,
+        &json!({"managed_certificate_id": managed}),
+    )
+    .await
+    .expect(409, Some("conflict"));
+    let ca_id = ca_row["id"].as_str().unwrap();
+    app.post_json(
+        &format!("/api/v1/discovered-certificates/{ca_id}/claim"),
+        &app.operator,
+        &json!({"managed_certificate_id": "mc-nope"}),
+    )
+    .await
+    .expect_bad_field("managed_certificate_id");
+    let r = app.post_json(&format!("/api/v1/discovered-certificates/{ca_id}/dismiss"), &app.operator, &json!({})).await;
+    r.expect(200, None);
+    assert_eq!(r.json["status"], "Dismissed");
+    let s = app.get("/api/v1/discovery-summary", &app.viewer).await;
+    assert_eq!((&s.json["managed"], &s.json["dismissed"], &s.json["unmanaged"]), (&json!(2), &json!(1), &json!(0)));
+    app.get("/api/v1/discovered-certificates/dcert-nope", &app.viewer).await.expect(404, Some("not_found"));
+    let audit = app.get("/api/v1/audit?action=discovery_scan_completed", &app.viewer).await;
+    assert_eq!(audit.json["data"].as_array().unwrap().len(), 3);
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_reports_and_triage_sqlite() {
+    discovery(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_reports_and_triage_postgres() {
+    discovery(Backend::Postgres).await;
+}
