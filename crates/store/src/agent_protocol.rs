@@ -10,10 +10,12 @@ use time::{Duration, OffsetDateTime};
 
 use certctl_api::{
     Agent, AgentDependencyCounts, AgentHeartbeat, AgentToken, CertificateVersion, Job, JobStatus, JobStatusReport,
-    JobType,
+    JobType, NotificationType, SeverityTier,
 };
 
 use crate::audit::{AuditEntry, append};
+use crate::channels::{explicit_routes, route_certificate_event};
+use crate::notifications::{NewNotification, enqueue_notifications};
 use crate::paging::{self, CREATED, Keyed, Listing, Order, Paging, SortValue};
 use crate::sql::{Conn, Sql};
 use crate::{Actor, Backend, NewAgent, Result, Store, StoreError, from_micros, new_id, opt_time, to_micros};
@@ -127,6 +129,67 @@ async fn dependency_counts(conn: &mut Conn<'_>, agent_id: &str) -> Result<AgentD
     q.push(OPEN_STATES).push(")");
     let (targets, certificates, jobs): (i64, i64, i64) = q.fetch_one(conn).await?;
     Ok(AgentDependencyCounts { targets, certificates, jobs })
+}
+
+/// The outbox rows a finished deployment writes in the transaction that records it: a failure
+/// goes to the channels the certificate's policy routes its warning tier to (the default
+/// channel when it names none); a success only to channels the policy routes its informational
+/// tier to explicitly, so a quiet policy stays quiet.
+async fn deployment_alerts(
+    tx: &mut crate::Tx,
+    job: &Job,
+    outcome: JobStatus,
+    error: Option<&str>,
+) -> Result<Vec<NewNotification>> {
+    let target = job.target_id.clone().unwrap_or_default();
+    let (kind, tier, channels, name, email) = if outcome == JobStatus::Failed {
+        let Some(r) = route_certificate_event(tx, &job.certificate_id, SeverityTier::Warning).await? else {
+            return Ok(Vec::new());
+        };
+        (NotificationType::DeploymentFailure, SeverityTier::Warning, r.channels, r.certificate_name, r.owner_email)
+    } else {
+        let row: Option<(String, Option<String>, String)> = Sql::new(
+            "SELECT c.name, o.email, p.alert_channels FROM managed_certificates c \
+             LEFT JOIN owners o ON o.id = c.owner_id JOIN renewal_policies p ON p.id = c.renewal_policy_id \
+             WHERE c.id = $1",
+        )
+        .arg(&job.certificate_id)
+        .fetch_optional(&mut tx.conn())
+        .await?;
+        let Some((name, email, routes)) = row else { return Ok(Vec::new()) };
+        let Some(channels) = explicit_routes(&routes, SeverityTier::Informational)? else {
+            return Ok(Vec::new());
+        };
+        (NotificationType::DeploymentSuccess, SeverityTier::Informational, channels, name, email.unwrap_or_default())
+    };
+    let (subject, message) = match error {
+        Some(e) if outcome == JobStatus::Failed => (
+            format!("Certificate {name} could not be deployed"),
+            format!("Deployment of certificate {name} to target {target} failed: {e}"),
+        ),
+        _ => (format!("Certificate {name} deployed"), format!("Certificate {name} was deployed to target {target}.")),
+    };
+    let key = if outcome == JobStatus::Failed { "deployment-failure" } else { "deployment-success" };
+    Ok(channels
+        .into_iter()
+        .map(|channel| NewNotification {
+            notification_type: kind,
+            recipient: email.clone(),
+            certificate_id: Some(job.certificate_id.clone()),
+            subject: subject.clone(),
+            message: message.clone(),
+            payload: json!({
+                "certificate_name": name,
+                "job_id": job.id,
+                "target_id": target,
+                "agent_id": job.agent_id,
+                "error": error,
+            }),
+            severity: tier,
+            dedup_key: Some(format!("{key}:{}:{}:{channel}", job.certificate_id, job.id)),
+            channel,
+        })
+        .collect())
 }
 
 impl Store {
@@ -477,6 +540,10 @@ impl Store {
                 .arg(ts)
                 .execute(&mut tx.conn())
                 .await?;
+        }
+        if done && job.job_type == JobType::Deployment {
+            let alerts = deployment_alerts(&mut tx, &job, report.status, error.as_deref()).await?;
+            enqueue_notifications(&mut tx, &alerts, now).await?;
         }
         let details = json!({
             "agent_id": agent_id,

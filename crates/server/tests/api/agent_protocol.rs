@@ -285,6 +285,25 @@ async fn work_flow(backend: Backend) {
     let c = app.get(&format!("/api/v1/certificates/{id}"), &app.viewer).await;
     assert!(!c.json["last_deployment_at"].is_null(), "{}", c.json);
 
+    // A failed deployment alerts through the outbox (the warning tier; the default channel
+    // here), in the transaction that records it; a success stays quiet under a policy that
+    // routes nothing informational.
+    let r = app.post_json(&format!("/api/v1/certificates/{id}/deploy"), &app.operator, &json!({})).await;
+    r.expect(202, None);
+    let w = app.get(&work_path, &credential).await;
+    let failing = w.json["jobs"][0]["id"].as_str().unwrap().to_owned();
+    let failed = json!({"status": "Failed", "error": "nginx -t: unknown directive \"ssl_certificat\""});
+    let r = app.post_json(&format!("/api/v1/agents/{agent_id}/jobs/{failing}/status"), &credential, &failed).await;
+    r.expect(200, None);
+    assert_eq!((&r.json["status"], &r.json["last_error"]), (&json!("Failed"), &failed["error"]));
+    let n = app.get(&format!("/api/v1/notifications?type=DeploymentFailure&certificate_id={id}"), &app.viewer).await;
+    n.expect(200, None);
+    assert_eq!(n.json["data"].as_array().unwrap().len(), 1, "{}", n.json);
+    assert!(n.json["data"][0]["message"].as_str().unwrap().contains("unknown directive"), "{}", n.json);
+    let quiet =
+        app.get(&format!("/api/v1/notifications?type=DeploymentSuccess&certificate_id={id}"), &app.viewer).await;
+    assert_eq!(quiet.json["data"].as_array().unwrap().len(), 0, "{}", quiet.json);
+
     // A claim the agent never reports on returns to the queue when it lapses, a bounded number of
     // times, then fails.
     let again = renew(&app, &id).await;
