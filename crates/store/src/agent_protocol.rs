@@ -15,6 +15,7 @@ use certctl_api::{
 
 use crate::audit::{AuditEntry, append};
 use crate::channels::{explicit_routes, route_certificate_event};
+use crate::issuance::OPEN_STATES;
 use crate::notifications::{NewNotification, enqueue_notifications};
 use crate::paging::{self, CREATED, Keyed, Listing, Order, Paging, SortValue};
 use crate::sql::{Conn, Sql};
@@ -106,9 +107,6 @@ impl TokenRow {
 
 const TOKEN_COLUMNS: &str =
     "SELECT id, name, agent_group, created_by, created_at, expires_at, used_at, agent_id FROM agent_tokens";
-
-/// Job states an agent may still act on.
-const OPEN_STATES: &str = "('Pending', 'AwaitingCSR', 'AwaitingApproval', 'Running')";
 
 fn agent_audit(actor: &Actor, action: &str, id: &str, details: serde_json::Value) -> AuditEntry {
     AuditEntry::new(actor.name.clone(), actor.kind, action, "agent", id, details)

@@ -17,7 +17,7 @@ use crate::sql::{Conn, Sql};
 use crate::{Backend, Result, Store, StoreError, from_micros, new_id, to_micros};
 
 /// Job states in which an issuance is still under way.
-const OPEN_STATES: &str = "('Pending', 'AwaitingCSR', 'AwaitingApproval', 'Running')";
+pub(crate) const OPEN_STATES: &str = "('Pending', 'AwaitingCSR', 'AwaitingApproval', 'Running')";
 /// How many certificates one scan statement moves; keeps every statement bounded.
 const SCAN_BATCH: i64 = 5_000;
 /// Rows per multi-row INSERT.

@@ -63,12 +63,16 @@ fn check_len(field: &str, value: &str, max: usize) -> ApiResult<()> {
     Ok(())
 }
 
-fn check_facts(hb: &AgentHeartbeat) -> ApiResult<()> {
-    check_len("version", &hb.version, MAX_FACT)?;
-    check_len("hostname", &hb.hostname, MAX_FACT)?;
-    check_len("os", &hb.os, MAX_FACT)?;
-    check_len("architecture", &hb.architecture, MAX_FACT)?;
-    check_len("ip_address", &hb.ip_address, MAX_FACT)
+/// The host facts an agent sends at enrolment and with every heartbeat.
+fn check_facts(version: &str, hostname: &str, os: &str, architecture: &str, ip_address: &str) -> ApiResult<()> {
+    let facts = [
+        ("version", version),
+        ("hostname", hostname),
+        ("os", os),
+        ("architecture", architecture),
+        ("ip_address", ip_address),
+    ];
+    facts.into_iter().try_for_each(|(field, value)| check_len(field, value, MAX_FACT))
 }
 
 /// List enrolment tokens (never the tokens themselves).
@@ -144,13 +148,7 @@ async fn enroll(
         return Err(ApiError::BadRequest("name: required".into()));
     }
     check_len("name", name, MAX_NAME)?;
-    check_facts(&AgentHeartbeat {
-        version: req.version.clone(),
-        hostname: req.hostname.clone(),
-        os: req.os.clone(),
-        architecture: req.architecture.clone(),
-        ip_address: req.ip_address.clone(),
-    })?;
+    check_facts(&req.version, &req.hostname, &req.os, &req.architecture, &req.ip_address)?;
     let credential = generate_secret(AGENT_CREDENTIAL_PREFIX);
     let new = NewAgent {
         id: None,
@@ -179,7 +177,7 @@ async fn heartbeat(
     Json(hb): Json<AgentHeartbeat>,
 ) -> ApiResult<Reply<HeartbeatRecorded>> {
     caller.must_be(&id)?;
-    check_facts(&hb)?;
+    check_facts(&hb.version, &hb.hostname, &hb.os, &hb.architecture, &hb.ip_address)?;
     s.store.record_heartbeat(&id, &hb, s.clock.now()).await?;
     Ok(Reply(HeartbeatRecorded { status: "heartbeat_recorded".into() }))
 }
