@@ -372,15 +372,23 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<AgentWorkRow>> {
         let ts = to_micros(now);
+        // Most polls find nothing to claim: answer those from a reader, without the write lock
+        // (SQLite) or a row lock (PostgreSQL), so an idle fleet costs reads only.
+        {
+            let mut c = self.reader().await?;
+            let (retired, due) = agent_poll_probe(&mut c.conn(), agent_id, ts).await?;
+            if retired {
+                return Err(StoreError::Gone(format!("agent '{agent_id}' is retired")));
+            }
+            if !due {
+                let csr = awaiting_csr(&mut c.conn(), agent_id, limit).await?;
+                return work_rows(&mut c.conn(), agent_id, &csr).await;
+            }
+        }
         let mut tx = self.begin().await?;
-        let retired: Option<(Option<i64>,)> = Sql::new("SELECT retired_at FROM agents WHERE id = $1")
-            .arg(agent_id)
-            .fetch_optional(&mut tx.conn())
-            .await?;
-        match retired {
-            None => return Err(StoreError::NotFound { resource: "agent", id: agent_id.to_owned() }),
-            Some((Some(_),)) => return Err(StoreError::Gone(format!("agent '{agent_id}' is retired"))),
-            Some((None,)) => {}
+        let (retired, _) = agent_poll_probe(&mut tx.conn(), agent_id, ts).await?;
+        if retired {
+            return Err(StoreError::Gone(format!("agent '{agent_id}' is retired")));
         }
         let exhausted: Vec<(String,)> = Sql::new(
             "UPDATE jobs SET status = 'Failed', completed_at = $2, updated_at = $2, lease_until = NULL, \
@@ -408,47 +416,8 @@ impl Store {
         q.push(") RETURNING id");
         let mut ids: Vec<(String,)> = q.fetch_all(&mut tx.conn()).await?;
         let claimed = ids.len();
-        let csr: Vec<(String,)> = Sql::new(
-            "SELECT j.id FROM jobs j WHERE j.type IN ('Issuance', 'Renewal') AND j.status = 'AwaitingCSR' AND \
-             EXISTS (SELECT 1 FROM certificate_target_mappings m JOIN deployment_targets t ON t.id = m.target_id \
-             WHERE m.certificate_id = j.certificate_id AND t.agent_id = $1 AND t.retired_at IS NULL) \
-             ORDER BY j.created_at, j.id LIMIT $2",
-        )
-        .arg(agent_id)
-        .arg(limit)
-        .fetch_all(&mut tx.conn())
-        .await?;
-        ids.extend(csr);
-        let mut rows = Vec::with_capacity(ids.len());
-        for (id,) in &ids {
-            let job = crate::jobs::fetch(&mut tx.conn(), id).await?;
-            let (common_name, sans, profile_id): (String, String, Option<String>) =
-                Sql::new("SELECT common_name, sans, certificate_profile_id FROM managed_certificates WHERE id = $1")
-                    .arg(&job.certificate_id)
-                    .fetch_one(&mut tx.conn())
-                    .await?;
-            let (target_type, sealed) = match (&job.job_type, &job.target_id) {
-                (JobType::Deployment, Some(target_id)) => {
-                    let t: Option<(String, Option<Vec<u8>>)> = Sql::new(
-                        "SELECT type, encrypted_config FROM deployment_targets WHERE id = $1 AND agent_id = $2",
-                    )
-                    .arg(target_id)
-                    .arg(agent_id)
-                    .fetch_optional(&mut tx.conn())
-                    .await?;
-                    t.map_or((None, None), |(ty, sealed)| (Some(ty), sealed))
-                }
-                _ => (None, None),
-            };
-            rows.push(AgentWorkRow {
-                job,
-                common_name,
-                sans: crate::parse_json("managed_certificates.sans", &sans)?,
-                profile_id,
-                target_type,
-                target_sealed_config: sealed,
-            });
-        }
+        ids.extend(awaiting_csr(&mut tx.conn(), agent_id, limit).await?);
+        let rows = work_rows(&mut tx.conn(), agent_id, &ids).await?;
         let actor = Actor::system();
         let mut audit: Vec<AuditEntry> = ids[..claimed]
             .iter()
@@ -650,4 +619,73 @@ impl Store {
         tx.commit().await?;
         Ok(Retirement::Retired { retired_at: from_micros(ts), cascade: blocked, counts })
     }
+}
+
+/// Whether the agent is retired, and whether it has Deployment jobs to claim or lapsed claims to
+/// settle. An unknown agent is `NotFound`.
+async fn agent_poll_probe(conn: &mut Conn<'_>, agent_id: &str, ts: i64) -> Result<(bool, bool)> {
+    let probe: Option<(Option<i64>, i64)> = Sql::new(
+        "SELECT retired_at, CASE WHEN EXISTS (SELECT 1 FROM jobs WHERE agent_id = $1 AND type = 'Deployment' AND \
+         ((status = 'Pending' AND scheduled_at <= $2) OR (status = 'Running' AND lease_until < $2))) \
+         THEN CAST(1 AS BIGINT) ELSE CAST(0 AS BIGINT) END FROM agents WHERE id = $1",
+    )
+    .arg(agent_id)
+    .arg(ts)
+    .fetch_optional(conn)
+    .await?;
+    match probe {
+        None => Err(StoreError::NotFound { resource: "agent", id: agent_id.to_owned() }),
+        Some((retired, due)) => Ok((retired.is_some(), due != 0)),
+    }
+}
+
+/// The Issuance/Renewal jobs waiting for a CSR for certificates mapped to the agent's live
+/// targets, oldest first.
+async fn awaiting_csr(conn: &mut Conn<'_>, agent_id: &str, limit: i64) -> Result<Vec<(String,)>> {
+    Sql::new(
+        "SELECT j.id FROM jobs j WHERE j.type IN ('Issuance', 'Renewal') AND j.status = 'AwaitingCSR' AND \
+         EXISTS (SELECT 1 FROM certificate_target_mappings m JOIN deployment_targets t ON t.id = m.target_id \
+         WHERE m.certificate_id = j.certificate_id AND t.agent_id = $1 AND t.retired_at IS NULL) \
+         ORDER BY j.created_at, j.id LIMIT $2",
+    )
+    .arg(agent_id)
+    .arg(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// Each job with what the agent needs to act on it: the certificate's names and profile, and
+/// for a deployment the target's type and sealed configuration (only if the target is the
+/// agent's).
+async fn work_rows(conn: &mut Conn<'_>, agent_id: &str, ids: &[(String,)]) -> Result<Vec<AgentWorkRow>> {
+    let mut rows = Vec::with_capacity(ids.len());
+    for (id,) in ids {
+        let job = crate::jobs::fetch(conn, id).await?;
+        let (common_name, sans, profile_id): (String, String, Option<String>) =
+            Sql::new("SELECT common_name, sans, certificate_profile_id FROM managed_certificates WHERE id = $1")
+                .arg(&job.certificate_id)
+                .fetch_one(conn)
+                .await?;
+        let (target_type, sealed) = match (&job.job_type, &job.target_id) {
+            (JobType::Deployment, Some(target_id)) => {
+                let t: Option<(String, Option<Vec<u8>>)> =
+                    Sql::new("SELECT type, encrypted_config FROM deployment_targets WHERE id = $1 AND agent_id = $2")
+                        .arg(target_id)
+                        .arg(agent_id)
+                        .fetch_optional(conn)
+                        .await?;
+                t.map_or((None, None), |(ty, sealed)| (Some(ty), sealed))
+            }
+            _ => (None, None),
+        };
+        rows.push(AgentWorkRow {
+            job,
+            common_name,
+            sans: crate::parse_json("managed_certificates.sans", &sans)?,
+            profile_id,
+            target_type,
+            target_sealed_config: sealed,
+        });
+    }
+    Ok(rows)
 }
