@@ -77,10 +77,11 @@ start_openssl_ocsp() {
 }
 
 stop_openssl_ocsp() {
-    # With -multi the responders are the parent's children.
+    # With -multi the responders are the parent's children, and the parent ignores SIGTERM
+    # (it only replaces children that die), so it takes SIGKILL.
     local children
     children=$(pgrep -P "$OPENSSL_PID" || true)
-    kill -TERM "$OPENSSL_PID" $children 2>/dev/null || true
+    kill -KILL "$OPENSSL_PID" $children 2>/dev/null || true
     wait "$OPENSSL_PID" 2>/dev/null || true
 }
 
