@@ -309,7 +309,7 @@ impl Store {
     /// Records a heartbeat: the host's facts, `Online`, and the time. A retired agent is a
     /// `Gone`.
     pub async fn record_heartbeat(&self, agent_id: &str, hb: &AgentHeartbeat, now: OffsetDateTime) -> Result<()> {
-        let mut tx = self.begin().await?;
+        // One statement, committed on its own: the heartbeat is the fleet's most frequent write.
         let n = Sql::new(
             "UPDATE agents SET status = 'Online', last_heartbeat_at = $2, version = $3, hostname = $4, os = $5, \
              architecture = $6, ip_address = $7 WHERE id = $1 AND retired_at IS NULL",
@@ -321,15 +321,15 @@ impl Store {
         .arg(&hb.os)
         .arg(&hb.architecture)
         .arg(&hb.ip_address)
-        .execute(&mut tx.conn())
+        .execute(&mut self.writer().await?.conn())
         .await?;
         if n == 0 {
-            let agent = crate::agents::fetch(&mut tx.conn(), agent_id).await?;
+            let agent = crate::agents::fetch(&mut self.reader().await?.conn(), agent_id).await?;
             if agent.retired_at.is_some() {
                 return Err(StoreError::Gone(format!("agent '{agent_id}' is retired")));
             }
         }
-        tx.commit().await
+        Ok(())
     }
 
     /// Marks `Offline` every online agent whose last heartbeat is older than `silent_since`;
@@ -376,18 +376,20 @@ impl Store {
         // (SQLite) or a row lock (PostgreSQL), so an idle fleet costs reads only.
         {
             let mut c = self.reader().await?;
-            let (retired, due) = agent_poll_probe(&mut c.conn(), agent_id, ts).await?;
-            if retired {
+            let probe = agent_poll_probe(&mut c.conn(), agent_id, ts).await?;
+            if probe.retired {
                 return Err(StoreError::Gone(format!("agent '{agent_id}' is retired")));
             }
-            if !due {
+            if !probe.due {
+                if !probe.awaiting_csr {
+                    return Ok(Vec::new());
+                }
                 let csr = awaiting_csr(&mut c.conn(), agent_id, limit).await?;
                 return work_rows(&mut c.conn(), agent_id, &csr).await;
             }
         }
         let mut tx = self.begin().await?;
-        let (retired, _) = agent_poll_probe(&mut tx.conn(), agent_id, ts).await?;
-        if retired {
+        if agent_poll_probe(&mut tx.conn(), agent_id, ts).await?.retired {
             return Err(StoreError::Gone(format!("agent '{agent_id}' is retired")));
         }
         let exhausted: Vec<(String,)> = Sql::new(
@@ -621,12 +623,25 @@ impl Store {
     }
 }
 
-/// Whether the agent is retired, and whether it has Deployment jobs to claim or lapsed claims to
-/// settle. An unknown agent is `NotFound`.
-async fn agent_poll_probe(conn: &mut Conn<'_>, agent_id: &str, ts: i64) -> Result<(bool, bool)> {
-    let probe: Option<(Option<i64>, i64)> = Sql::new(
-        "SELECT retired_at, CASE WHEN EXISTS (SELECT 1 FROM jobs WHERE agent_id = $1 AND type = 'Deployment' AND \
+/// What a work poll has to do, read in one statement.
+struct PollProbe {
+    retired: bool,
+    /// Deployment jobs to claim, or lapsed claims to settle.
+    due: bool,
+    /// Issuance/Renewal jobs waiting for a CSR for a certificate mapped to the agent's targets.
+    awaiting_csr: bool,
+}
+
+/// The agent's [`PollProbe`]; an unknown agent is `NotFound`.
+async fn agent_poll_probe(conn: &mut Conn<'_>, agent_id: &str, ts: i64) -> Result<PollProbe> {
+    let probe: Option<(Option<i64>, i64, i64)> = Sql::new(
+        "SELECT retired_at, \
+         CASE WHEN EXISTS (SELECT 1 FROM jobs WHERE agent_id = $1 AND type = 'Deployment' AND \
          ((status = 'Pending' AND scheduled_at <= $2) OR (status = 'Running' AND lease_until < $2))) \
+         THEN CAST(1 AS BIGINT) ELSE CAST(0 AS BIGINT) END, \
+         CASE WHEN EXISTS (SELECT 1 FROM jobs j JOIN certificate_target_mappings m ON m.certificate_id = \
+         j.certificate_id JOIN deployment_targets t ON t.id = m.target_id WHERE t.agent_id = $1 AND \
+         t.retired_at IS NULL AND j.type IN ('Issuance', 'Renewal') AND j.status = 'AwaitingCSR') \
          THEN CAST(1 AS BIGINT) ELSE CAST(0 AS BIGINT) END FROM agents WHERE id = $1",
     )
     .arg(agent_id)
@@ -635,7 +650,9 @@ async fn agent_poll_probe(conn: &mut Conn<'_>, agent_id: &str, ts: i64) -> Resul
     .await?;
     match probe {
         None => Err(StoreError::NotFound { resource: "agent", id: agent_id.to_owned() }),
-        Some((retired, due)) => Ok((retired.is_some(), due != 0)),
+        Some((retired, due, awaiting_csr)) => {
+            Ok(PollProbe { retired: retired.is_some(), due: due != 0, awaiting_csr: awaiting_csr != 0 })
+        }
     }
 }
 

@@ -291,6 +291,15 @@ impl Store {
         })
     }
 
+    /// A connection that may write one statement outside a transaction (the SQLite writer, or
+    /// any PostgreSQL connection): a single-statement write costs one round trip instead of three.
+    async fn writer(&self) -> Result<Pooled> {
+        Ok(match &self.db {
+            Db::Sqlite { write, .. } => Pooled::Sqlite(write.acquire().await?),
+            Db::Postgres(pool) => Pooled::Postgres(pool.acquire().await?),
+        })
+    }
+
     /// Begins a write transaction. On SQLite it takes the write lock at once (`BEGIN
     /// IMMEDIATE`), so a transaction never fails half-way by upgrading a read lock.
     pub async fn begin(&self) -> Result<Tx> {
