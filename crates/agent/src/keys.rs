@@ -119,6 +119,15 @@ fn san_of(name: &str) -> Result<SanType, KeyError> {
     if name.contains('@') {
         return Ok(SanType::Rfc822Name(name.try_into().map_err(refused)?));
     }
+    let dns_like = name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '*'))
+        });
+    if !dns_like {
+        return Err(KeyError::Name(name.to_owned(), "not a DNS name, an IP address or an email address".into()));
+    }
     Ok(SanType::DnsName(name.try_into().map_err(refused)?))
 }
 

@@ -85,7 +85,9 @@ impl Material {
 
 fn server_name_of(leaf: &X509Certificate<'_>) -> Option<String> {
     let cn = leaf.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok()).map(str::to_owned);
-    cn.filter(|c| !c.is_empty()).or_else(|| {
+    // A CN such as "Payments service" cannot be sent as SNI; the first DNS SAN can.
+    let usable = |name: &String| rustls::pki_types::ServerName::try_from(name.trim_start_matches("*.")).is_ok();
+    cn.filter(usable).or_else(|| {
         leaf.extensions().iter().find_map(|ext| match ext.parsed_extension() {
             ParsedExtension::SubjectAlternativeName(san) => san.general_names.iter().find_map(|n| match n {
                 GeneralName::DNSName(d) => Some((*d).to_owned()),

@@ -26,11 +26,9 @@ impl Connector for Keystore<'_> {
         let read = |bytes: &[u8]| {
             let store =
                 KeyStore::from_pkcs12(bytes, self.ks.keystore_password.expose(), Pkcs12ImportPolicy::Relaxed).ok()?;
-            if store.entries_len() != 1 {
-                return None;
-            }
             match store.entry(&self.ks.alias)? {
                 KeyStoreEntry::PrivateKeyChain(chain) => Some((
+                    store.entries_len(),
                     Zeroizing::new(chain.key().as_der().to_vec()),
                     chain.certs().iter().map(|c| c.as_der().to_vec()).collect::<Vec<_>>(),
                 )),
