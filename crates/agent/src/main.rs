@@ -2,6 +2,7 @@
 //! Exit statuses: 0 stopped by SIGINT/SIGTERM, 1 fatal error, 2 bad configuration or refused
 //! enrolment, 4 retired by the server.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -19,6 +20,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&config.log_level))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match start(config) {
         Ok(()) => ExitCode::SUCCESS,

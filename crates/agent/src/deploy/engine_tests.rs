@@ -272,3 +272,73 @@ async fn verification_success_and_rollback_on_mismatch() {
     assert_eq!((v.status.as_str(), v.fingerprint.as_deref()), ("failed", Some(served.fingerprint.as_str())));
     assert_eq!(fs::read_to_string(dir.join("cert.pem")).unwrap(), served.leaf_pem(), "rolled back");
 }
+
+/// Answers one HTTP request with `status` and hands back the request's head and body.
+async fn one_http_exchange(status: u16) -> (u16, tokio::task::JoinHandle<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = tcp.read(&mut buf).await.unwrap();
+            request.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&request);
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                if body.len() >= length {
+                    break;
+                }
+            }
+            if n == 0 {
+                break;
+            }
+        }
+        let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nno");
+        tcp.write_all(reply.as_bytes()).await.unwrap();
+        String::from_utf8_lossy(&request).into_owned()
+    });
+    (port, handle)
+}
+
+#[tokio::test]
+async fn caddy_api_mode_posts_the_certificate_and_key() {
+    let (m, _) = material("a.example");
+    let (port, request) = one_http_exchange(200).await;
+    let cfg = config(TargetType::Caddy, json!({"mode": "api", "admin_api": format!("http://127.0.0.1:{port}/")}));
+    let outcome = deploy(&cfg, &m).await.unwrap();
+    assert!(matches!(outcome, Outcome::Deployed { .. }));
+    let request = request.await.unwrap();
+    assert!(request.starts_with("POST /config/apps/tls/certificates/load HTTP/1.1"), "{request}");
+    let body: Value = serde_json::from_str(request.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(
+        (body["cert"].as_str().unwrap(), body["key"].as_str().unwrap()),
+        (m.fullchain_pem().as_str(), m.key_pem.as_str())
+    );
+
+    let (port, _request) = one_http_exchange(500).await;
+    let cfg = config(TargetType::Caddy, json!({"mode": "api", "admin_api": format!("http://127.0.0.1:{port}")}));
+    let e = deploy(&cfg, &m).await.unwrap_err();
+    assert!(e.reason.starts_with("reload failed: POST http://127.0.0.1:") && e.reason.contains("500"), "{}", e.reason);
+}
+
+#[tokio::test]
+async fn traefik_and_caddy_files_hold_the_full_chain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (m, _) = material("a.example");
+    let cfg =
+        config(TargetType::Traefik, json!({"cert_dir": tmp.path(), "cert_file": "site.crt", "key_file": "site.key"}));
+    deploy(&cfg, &m).await.unwrap();
+    assert_eq!(fs::read_to_string(tmp.path().join("site.crt")).unwrap(), m.fullchain_pem());
+    assert_eq!(mode(&tmp.path().join("site.key")), 0o600);
+    let cfg = config(TargetType::Caddy, json!({"cert_dir": tmp.path()}));
+    deploy(&cfg, &m).await.unwrap();
+    assert_eq!(fs::read_to_string(tmp.path().join("key.pem")).unwrap(), *m.key_pem);
+}
