@@ -23,8 +23,14 @@ fn enrolment_restart_retirement_and_exit_statuses() {
     let token = fx.token();
     let mut agent = Agent::start("life-host", &token, &[]);
     let id = agent.wait_enrolled();
-    assert_eq!(mode(&agent.state), 0o700, "the state dir");
+    // The server records the enrolment before the agent has written its answer down.
     let saved = agent.state.join("agent.json");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !saved.exists() {
+        assert!(Instant::now() < deadline, "no agent.json after enrolment; stderr:\n{}", agent.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(mode(&agent.state), 0o700, "the state dir");
     assert_eq!(mode(&saved), 0o600, "agent.json");
     let saved: Value = serde_json::from_slice(&std::fs::read(&saved).unwrap()).expect("agent.json is JSON");
     assert_eq!(saved["agent_id"], id.as_str(), "{saved}");

@@ -59,6 +59,8 @@ fn deploy_cycle(kind: Kind) {
     for file in peer.live_files() {
         assert!(!backups(&file).is_empty(), "the initial {} is backed up", file.display());
     }
+    let backup = peer.dir().join(backups(&peer.cert_file()).pop().unwrap());
+    assert_eq!(leaf_in(&backup), peer.initial_fingerprint, "the backup holds the initial certificate");
 
     // 2. A renewal: a new key, a new certificate, served after the reload.
     let job = agent.renew_and_deploy(&cert);
@@ -127,6 +129,11 @@ fn deploy_cycle(kind: Kind) {
     assert_ne!(fourth, third);
     assert_eq!(live_leaf(&peer), third, "the previous files are restored");
     wait_served(peer.port, &cn, &third, &why);
+    let log = agent.full_stderr();
+    assert!(!log.contains("PRIVATE KEY"), "the agent logs key material");
+    let credential = std::fs::read_to_string(agent.state.join("agent.json")).unwrap();
+    let credential: Value = serde_json::from_str(&credential).unwrap();
+    assert!(!log.contains(credential["credential"].as_str().unwrap()), "the agent logs its credential");
     let log = why();
     assert!(agent.running(), "the agent keeps running\n{log}");
 }
@@ -138,11 +145,16 @@ fn fingerprint_of(version: &Value) -> String {
 
 /// SHA-256 of the first certificate in the peer's live certificate file.
 fn live_leaf(peer: &Peer) -> String {
-    let text = std::fs::read_to_string(peer.cert_file()).expect("the live certificate file");
+    leaf_in(&peer.cert_file())
+}
+
+/// SHA-256 of the first certificate in a PEM file.
+fn leaf_in(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let der = x509_parser::pem::Pem::iter_from_buffer(text.as_bytes())
         .flatten()
         .find(|p| p.label == "CERTIFICATE")
-        .expect("a certificate in the live file")
+        .unwrap_or_else(|| panic!("no certificate in {}", path.display()))
         .contents;
     sha256_hex(&der)
 }
