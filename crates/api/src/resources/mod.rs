@@ -11,6 +11,7 @@ mod operations;
 mod organization;
 mod policies;
 mod stats;
+mod target_config;
 
 pub use access::*;
 pub use agent_protocol::*;
@@ -23,6 +24,7 @@ pub use operations::*;
 pub use organization::*;
 pub use policies::*;
 pub use stats::*;
+pub use target_config::*;
 
 /// Serde helpers for RFC 3339 timestamps.
 pub mod ts {

@@ -9,7 +9,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use certctl_api::{
-    CreateTarget, DeploymentTarget, ErrorBody, Page, PageParams, ResourceId, TargetFilter, TargetType, UpdateTarget,
+    CreateTarget, DeploymentTarget, ErrorBody, Page, PageParams, ResourceId, TargetConfig, TargetFilter, TargetType,
+    UpdateTarget,
 };
 use certctl_store::{NewTarget, TargetChanges, new_id};
 
@@ -87,6 +88,16 @@ fn check_command(field: &str, value: &Value) -> ApiResult<()> {
     }
 }
 
+/// Checks a configuration against its type's typed form (required fields, value shapes, unknown
+/// keys), so a mistake shows when the target is saved rather than at its first deployment.
+fn validate_typed(target_type: TargetType, config: &Map<String, Value>, prefix: &str) -> ApiResult<()> {
+    match TargetConfig::parse(target_type, config) {
+        Ok(_) => Ok(()),
+        Err(e) if e.field.is_empty() => Err(ApiError::BadRequest(format!("{prefix}: {}", e.message))),
+        Err(e) => Err(ApiError::BadRequest(format!("{prefix}.{e}"))),
+    }
+}
+
 pub(crate) fn context(id: &str) -> String {
     format!("target:{id}")
 }
@@ -122,6 +133,7 @@ async fn create_target(
     let ctx = context(&id);
     let resolved = resolve_config(&s.secrets, &ctx, req.config.unwrap_or_default(), None)?;
     validate_config(&resolved.full, "config")?;
+    validate_typed(req.target_type, &resolved.full, "config")?;
     let new = NewTarget {
         config: seal_config(&s.secrets, &ctx, resolved),
         id,
@@ -161,9 +173,11 @@ async fn update_target(
     let config = match req.config {
         Some(incoming) => {
             let ctx = context(&id);
+            let target_type = s.store.target(&id).await?.target_type;
             let stored = s.store.target_sealed_config(&id).await?;
             let resolved = resolve_config(&s.secrets, &ctx, incoming, stored)?;
             validate_config(&resolved.full, "config")?;
+            validate_typed(target_type, &resolved.full, "config")?;
             Some(seal_config(&s.secrets, &ctx, resolved))
         }
         None => None,
@@ -222,6 +236,27 @@ mod tests {
             assert!(!err.contains(bad), "the value is not echoed");
         }
         assert_eq!(check(json!({"reload_command": ["a"]})).unwrap_err(), "config.reload_command: must be a string");
+    }
+
+    fn typed(t: TargetType, v: Value) -> Result<(), String> {
+        validate_typed(t, v.as_object().unwrap(), "config").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn typed_configs_name_the_field() {
+        assert!(typed(TargetType::Nginx, json!({"cert_path": "/c.pem", "key_path": "/k.pem"})).is_ok());
+        assert_eq!(typed(TargetType::Nginx, json!({"key_path": "/k.pem"})).unwrap_err(), "config.cert_path: required");
+        assert_eq!(
+            typed(TargetType::HaProxy, json!({"pem_path": "/p.pem", "certpath": "/x"})).unwrap_err(),
+            "config.certpath: unknown field"
+        );
+        assert!(
+            typed(TargetType::File, json!({"cert_path": "/c", "key_path": "/k", "key_mode": "777x"}))
+                .unwrap_err()
+                .starts_with("config.key_mode: ")
+        );
+        // Types without a typed form keep the generic checks only.
+        assert!(typed(TargetType::F5, json!({"anything": 1})).is_ok());
     }
 
     #[test]

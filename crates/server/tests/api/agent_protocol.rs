@@ -126,7 +126,7 @@ async fn enrolment(backend: Backend) {
         .post_json(
             "/api/v1/targets",
             &app.operator,
-            &json!({"name": "edge", "type": "NGINX", "agent_id": agent_id, "config": {"cert_path": "/etc/ssl/a.pem"}}),
+            &json!({"name": "edge", "type": "NGINX", "agent_id": agent_id, "config": {"cert_path": "/etc/ssl/a.pem", "key_path": "/etc/ssl/a.key"}}),
         )
         .await;
     target.expect(201, None);
@@ -172,13 +172,13 @@ async fn work_flow(backend: Backend) {
     let d = deps(&app, "agent").await;
     let (agent_id, credential) = enrolled(&app, "web01").await;
     let (other_id, other_credential) = enrolled(&app, "web02").await;
-    let config = json!({"cert_path": "/etc/ssl/web.pem", "key_path": "/etc/ssl/web.key",
-                        "reload_command": "systemctl reload nginx", "api_token": "s3cret-token"});
+    let config = json!({"keystore_path": "/etc/ssl/web.p12", "keystore_password": "s3cret-token",
+                        "reload_command": "systemctl reload tomcat"});
     let target = app
         .post_json(
             "/api/v1/targets",
             &app.operator,
-            &json!({"name": "edge", "type": "NGINX", "agent_id": agent_id, "config": config}),
+            &json!({"name": "edge", "type": "JavaKeystore", "agent_id": agent_id, "config": config}),
         )
         .await;
     target.expect(201, None);
@@ -247,11 +247,11 @@ async fn work_flow(backend: Backend) {
         (&item["type"], &item["status"], &item["attempts"]),
         (&json!("Deployment"), &json!("Running"), &json!(1))
     );
-    assert_eq!((&item["target_id"], &item["target_type"]), (&json!(target_id), &json!("NGINX")));
-    assert_eq!(item["target_config"]["api_token"], "s3cret-token", "the agent gets the secret");
+    assert_eq!((&item["target_id"], &item["target_type"]), (&json!(target_id), &json!("JavaKeystore")));
+    assert_eq!(item["target_config"]["keystore_password"], "s3cret-token", "the agent gets the secret");
     assert!(item["common_name"].is_null());
     let redacted = app.get(&format!("/api/v1/targets/{target_id}"), &app.admin).await;
-    assert_eq!(redacted.json["config"]["api_token"], "********", "nobody else does");
+    assert_eq!(redacted.json["config"]["keystore_password"], "********", "nobody else does");
     assert_eq!(app.get(&work_path, &credential).await.json["count"], 0, "a claimed deployment is not handed out again");
 
     // The certificate to deploy; another agent may not fetch it.
@@ -374,7 +374,7 @@ async fn deploy_and_reassign(backend: Backend) {
     let mut targets = Vec::new();
     for name in ["edge-a", "edge-b"] {
         let body = json!({"name": name, "type": "NGINX", "agent_id": agent_id,
-                          "config": {"cert_path": format!("/etc/ssl/{name}.pem")}});
+                          "config": {"cert_path": format!("/etc/ssl/{name}.pem"), "key_path": "/etc/ssl/k.pem"}});
         let t = app.post_json("/api/v1/targets", &app.operator, &body).await;
         t.expect(201, None);
         let t = t.json["id"].as_str().unwrap().to_owned();

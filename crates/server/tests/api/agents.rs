@@ -79,7 +79,8 @@ async fn agents_are_listed_and_retired_ones_hidden() {
     app.get("/api/v1/agents/agent-missing").await.expect(404, Some("not_found"));
 
     // A retired agent takes no new targets.
-    let body = json!({"name": "t", "type": "NGINX", "agent_id": retired});
+    let body = json!({"name": "t", "type": "NGINX", "agent_id": retired,
+                      "config": {"cert_path": "/etc/ssl/a.pem", "key_path": "/etc/ssl/a.key"}});
     let r = app.send(Method::POST, "/api/v1/targets", &app.admin, Some(&body)).await;
     r.expect_bad_field("agent_id");
     assert!(r.message().contains("retired"), "{}", r.message());

@@ -68,7 +68,8 @@ pub async fn agent(store: &Store, name: &str) -> String {
 }
 
 pub async fn target(app: &TestApp, name: &str, agent_id: &str) -> String {
-    let body = json!({"name": name, "type": "NGINX", "agent_id": agent_id, "config": {"cert_path": "/etc/ssl/a.pem"}});
+    let body = json!({"name": name, "type": "NGINX", "agent_id": agent_id,
+                      "config": {"cert_path": "/etc/ssl/a.pem", "key_path": "/etc/ssl/a.key"}});
     created(&app.post_json("/api/v1/targets", &app.operator, &body).await)
 }
 

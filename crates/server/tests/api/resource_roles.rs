@@ -46,7 +46,8 @@ async fn viewers_read_but_cannot_write() {
 
     let before = lifecycle_audit(&app.store).await.len();
     let issuer = json!({"name": "New", "type": "ACME"});
-    let target_body = json!({"name": "n", "type": "NGINX", "agent_id": ag});
+    let target_body = json!({"name": "n", "type": "NGINX", "agent_id": ag,
+                             "config": {"cert_path": "/etc/ssl/a.pem", "key_path": "/etc/ssl/a.key"}});
     let writes: Vec<(&str, String, Option<Value>)> = vec![
         ("POST", "/api/v1/issuers".into(), Some(issuer)),
         ("PUT", format!("/api/v1/issuers/{}", d.issuer), Some(json!({"name": "Renamed"}))),
