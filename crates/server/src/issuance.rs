@@ -469,6 +469,7 @@ fn check_names(cert: &ManagedCertificate, csr: &ParsedCsr) -> ApiResult<()> {
 pub struct Engine {
     pub authorities: crate::local_ca::Authorities,
     pub completions: CompletionQueue,
+    pub heartbeats: crate::heartbeats::HeartbeatQueue,
     pub revocation: crate::revocation::RevocationState,
     /// Wakes the job processor when a new job is due now.
     pub wake: tokio::sync::Notify,
@@ -480,6 +481,7 @@ impl Default for Engine {
         Engine {
             authorities: Default::default(),
             completions: Default::default(),
+            heartbeats: Default::default(),
             revocation: Default::default(),
             wake: tokio::sync::Notify::new(),
             keygen: tokio::sync::Semaphore::new(2),

@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 mod fsutil;
+pub mod heartbeats;
 pub mod issuance;
 pub mod local_ca;
 pub mod metrics;

@@ -332,6 +332,51 @@ impl Store {
         Ok(())
     }
 
+    /// Records many agents' heartbeats with one statement; each gets its own answer, in order:
+    /// `Ok`, `Gone` for a retired agent or `NotFound` for an unknown one. When an agent appears
+    /// twice, its last heartbeat wins. An error of the statement itself fails the whole batch.
+    pub async fn record_heartbeats(
+        &self,
+        beats: &[(String, AgentHeartbeat)],
+        now: OffsetDateTime,
+    ) -> Result<Vec<Result<()>>> {
+        let mut last: std::collections::HashMap<&str, &AgentHeartbeat> = std::collections::HashMap::new();
+        for (id, hb) in beats {
+            last.insert(id, hb);
+        }
+        let mut q = Sql::new("WITH v (id, version, hostname, os, architecture, ip_address) AS (VALUES ");
+        for (i, (id, hb)) in last.iter().enumerate() {
+            q.push(if i == 0 { "(" } else { ", (" });
+            q.push_list([*id, &hb.version, &hb.hostname, &hb.os, &hb.architecture, &hb.ip_address]);
+            q.push(")");
+        }
+        q.push(") UPDATE agents SET status = 'Online', last_heartbeat_at = ");
+        q.push_bind(to_micros(now));
+        q.push(
+            ", version = v.version, hostname = v.hostname, os = v.os, architecture = v.architecture, \
+             ip_address = v.ip_address FROM v WHERE agents.id = v.id AND agents.retired_at IS NULL RETURNING agents.id",
+        );
+        let updated: Vec<(String,)> = q.fetch_all(&mut self.writer().await?.conn()).await?;
+        let updated: std::collections::HashSet<String> = updated.into_iter().map(|(id,)| id).collect();
+        let mut answers = Vec::with_capacity(beats.len());
+        for (id, _) in beats {
+            answers.push(if updated.contains(id) {
+                Ok(())
+            } else {
+                match crate::agents::fetch(&mut self.reader().await?.conn(), id).await {
+                    Ok(agent) if agent.retired_at.is_some() => {
+                        Err(StoreError::Gone(format!("agent '{id}' is retired")))
+                    }
+                    // Not updated, yet present and live: it was retired and restored between the
+                    // statement and this read, which a retry settles.
+                    Ok(_) => Err(StoreError::Conflict(format!("agent '{id}' changed during its heartbeat; retry"))),
+                    Err(e) => Err(e),
+                }
+            });
+        }
+        Ok(answers)
+    }
+
     /// Marks `Offline` every online agent whose last heartbeat is older than `silent_since`;
     /// returns their IDs.
     pub async fn mark_silent_agents_offline(

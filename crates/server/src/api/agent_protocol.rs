@@ -178,7 +178,7 @@ async fn heartbeat(
 ) -> ApiResult<Reply<HeartbeatRecorded>> {
     caller.must_be(&id)?;
     check_facts(&hb.version, &hb.hostname, &hb.os, &hb.architecture, &hb.ip_address)?;
-    s.store.record_heartbeat(&id, &hb, s.clock.now()).await?;
+    s.engine.heartbeats.record(&s, id, hb).await?;
     Ok(Reply(HeartbeatRecorded { status: "heartbeat_recorded".into() }))
 }
 

@@ -617,3 +617,69 @@ async fn discovery_reports_and_triage_sqlite() {
 async fn discovery_reports_and_triage_postgres() {
     discovery(Backend::Postgres).await;
 }
+
+/// Heartbeats recorded as one batch each get their own answer, and many at once through the
+/// API all land.
+async fn heartbeat_batches(backend: Backend) {
+    let Some(app) = TestApp::on(backend).await else { return };
+    let (live, _) = enrolled(&app, "hb-live").await;
+    let (other, _) = enrolled(&app, "hb-other").await;
+    let (retired, _) = enrolled(&app, "hb-retired").await;
+    app.delete(&format!("/api/v1/agents/{retired}"), &app.admin).await.expect(200, None);
+    let beat = |version: &str| certctl_api::AgentHeartbeat {
+        version: version.into(),
+        hostname: "h.example.com".into(),
+        os: "linux".into(),
+        architecture: "amd64".into(),
+        ip_address: "10.0.0.9".into(),
+    };
+    let batch = vec![
+        (live.clone(), beat("1.0.0")),
+        (retired.clone(), beat("1.0.0")),
+        ("agent-unknown".to_owned(), beat("1.0.0")),
+        (other.clone(), beat("2.0.0")),
+        (live.clone(), beat("1.0.1")),
+    ];
+    let now = app.state.clock.now() + Duration::minutes(3);
+    let answers = app.store.record_heartbeats(&batch, now).await.unwrap();
+    assert_eq!(answers.len(), 5);
+    assert!(answers[0].is_ok() && answers[3].is_ok() && answers[4].is_ok(), "{answers:?}");
+    assert!(matches!(answers[1], Err(certctl_store::StoreError::Gone(_))), "{:?}", answers[1]);
+    assert!(matches!(answers[2], Err(certctl_store::StoreError::NotFound { .. })), "{:?}", answers[2]);
+    let a = app.get(&format!("/api/v1/agents/{live}"), &app.viewer).await;
+    assert_eq!((a.json["version"].as_str(), a.json["status"].as_str()), (Some("1.0.1"), Some("Online")), "last wins");
+    let expected = now.format(&time::format_description::well_known::Rfc3339).unwrap();
+    assert_eq!(a.json["last_heartbeat_at"], expected.as_str());
+    let o = app.get(&format!("/api/v1/agents/{other}"), &app.viewer).await;
+    assert_eq!(o.json["version"], "2.0.0");
+
+    // Forty agents beating at once through the API: every one is recorded.
+    let mut fleet = Vec::new();
+    for i in 0..40 {
+        fleet.push(enrolled(&app, &format!("hb-fleet-{i}")).await);
+    }
+    let body = json!({"version": "3.0.0", "hostname": "fleet", "os": "linux", "architecture": "amd64",
+                      "ip_address": "10.0.0.1"});
+    let paths: Vec<String> = fleet.iter().map(|(id, _)| format!("/api/v1/agents/{id}/heartbeat")).collect();
+    let replies =
+        futures::future::join_all(paths.iter().zip(&fleet).map(|(path, (_, cred))| app.post_json(path, cred, &body)))
+            .await;
+    for r in &replies {
+        r.expect(200, None);
+    }
+    for (id, _) in &fleet {
+        let a = app.get(&format!("/api/v1/agents/{id}"), &app.viewer).await;
+        assert_eq!(a.json["version"], "3.0.0", "{id}");
+    }
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_are_recorded_in_batches_sqlite() {
+    heartbeat_batches(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_are_recorded_in_batches_postgres() {
+    heartbeat_batches(Backend::Postgres).await;
+}
