@@ -1,6 +1,7 @@
 //! Resource representations and the requests that create and change them.
 
 mod access;
+mod acme;
 mod agent_protocol;
 mod certificates;
 mod connectors;
@@ -13,6 +14,7 @@ mod policies;
 mod stats;
 
 pub use access::*;
+pub use acme::*;
 pub use agent_protocol::*;
 pub use certificates::*;
 pub use connectors::*;
