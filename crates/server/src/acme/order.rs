@@ -53,7 +53,6 @@ impl Identifier {
                     Some(base) if base.contains('*') => Err(reject(id, "only the leftmost label may be a wildcard")),
                     Some(base) => Ok(Identifier::Dns { name: base.to_owned(), wildcard: true }),
                     None if name.contains('*') => Err(reject(id, "a wildcard must be the whole leftmost label")),
-                    None if !name.contains('.') => Err(reject(id, "a DNS identifier needs at least two labels")),
                     None => Ok(Identifier::Dns { name, wildcard: false }),
                 },
                 _ => Err(reject(id, "is not a valid DNS name")),

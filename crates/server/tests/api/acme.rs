@@ -8,7 +8,7 @@ use serde_json::json;
 
 use certctl_store::Backend;
 
-use crate::acme_client::{Client, EXTERNAL, Key, b64, csr_der, expect_problem, local, setup};
+use crate::acme_client::{Client, EXTERNAL, Key, b64, csr_der, csr_der_with_key, expect_problem, local, setup};
 use crate::harness::TestApp;
 
 async fn flow(backend: Backend) {
@@ -244,5 +244,61 @@ async fn acme_key_change() {
     expect_problem(&client.order(&["k.example.com"]).await, 403, "unauthorized");
     client.key = new_key;
     client.order(&["k.example.com"]).await.expect(201, None);
+    app.finish().await;
+}
+
+/// Challenge mode: orders wait for validation, offer http-01 and dns-01 (dns-01 alone for
+/// wildcards) with 256-bit tokens, and cannot be finalized before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acme_challenge_mode_orders_wait() {
+    let app = TestApp::new().await;
+    let acme = setup(&app, "challenge", "challenge").await;
+    let mut client = Client::new(&app, &acme, Key::p256());
+    client.register().await.expect(201, None);
+    let order = client.order(&["app.example.com", "*.example.com"]).await;
+    order.expect(201, None);
+    assert_eq!(order.json["status"], "pending");
+    let plain = client.post(&local(order.json["authorizations"][0].as_str().unwrap()), None).await;
+    assert_eq!(plain.json["status"], "pending");
+    let kinds: Vec<&str> =
+        plain.json["challenges"].as_array().unwrap().iter().map(|c| c["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["http-01", "dns-01"]);
+    let token = plain.json["challenges"][0]["token"].as_str().unwrap();
+    assert!(token.len() >= 43, "at least 256 bits of token: {token}");
+    let wildcard = client.post(&local(order.json["authorizations"][1].as_str().unwrap()), None).await;
+    assert_eq!(wildcard.json["wildcard"], true);
+    assert_eq!(wildcard.json["identifier"]["value"], "example.com");
+    assert_eq!(wildcard.json["challenges"].as_array().unwrap().len(), 1);
+    assert_eq!(wildcard.json["challenges"][0]["type"], "dns-01");
+    let r = client.finalize(&order.json, &["app.example.com", "*.example.com"]).await;
+    expect_problem(&r, 403, "orderNotReady");
+    app.finish().await;
+}
+
+/// Revocation by the certificate's own key (a jwk request, no account): the first attempt
+/// succeeds, so its nonce is spent once, after the signature verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acme_revoke_with_certificate_key() {
+    let app = TestApp::new().await;
+    let acme = setup(&app, "certkey", "trust_authenticated").await;
+    let mut client = Client::new(&app, &acme, Key::p256());
+    client.register().await.expect(201, None);
+    let order = client.order(&["leaf.example.com"]).await;
+    let (cert_key, pkcs8) = Key::p256_pkcs8();
+    let rcgen_key = rcgen::KeyPair::try_from(pkcs8.as_slice()).unwrap();
+    let csr = csr_der_with_key(&["leaf.example.com"], &rcgen_key);
+    let r = client.post(&local(order.json["finalize"].as_str().unwrap()), Some(&json!({"csr": b64(&csr)}))).await;
+    r.expect(200, None);
+    let pem = client.post(&local(r.json["certificate"].as_str().unwrap()), None).await;
+    let der = pem_to_der(std::str::from_utf8(&pem.body).unwrap());
+    let revoke = json!({"certificate": b64(&der), "reason": 1});
+    // Another key (a stranger's jwk) may not revoke it.
+    let stranger = Client::new(&app, &acme, Key::p256());
+    expect_problem(&stranger.post(&stranger.path("revoke-cert"), Some(&revoke)).await, 403, "unauthorized");
+    let holder = Client::new(&app, &acme, cert_key);
+    holder.post(&holder.path("revoke-cert"), Some(&revoke)).await.expect(200, None);
+    let list = app.get("/api/v1/certificates?source=ACME", &app.viewer).await;
+    assert_eq!(list.json["data"][0]["status"], "Revoked");
+    assert_eq!(list.json["data"][0]["revocation_reason"], "keyCompromise");
     app.finish().await;
 }

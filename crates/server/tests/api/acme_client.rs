@@ -32,6 +32,15 @@ impl Key {
         Key::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, "ES256", "P-256")
     }
 
+    /// A P-256 key with its PKCS#8 form, to put in a CSR and later sign with (revocation by
+    /// certificate key).
+    pub fn p256_pkcs8() -> (Key, Vec<u8>) {
+        let alg = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &SystemRandom::new()).unwrap();
+        let key = Key { pair: EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref()).unwrap(), alg: "ES256", crv: "P-256" };
+        (key, pkcs8.as_ref().to_vec())
+    }
+
     pub fn p384() -> Key {
         Key::generate(&signature::ECDSA_P384_SHA384_FIXED_SIGNING, "ES384", "P-384")
     }
@@ -163,10 +172,14 @@ pub fn local(url: &str) -> String {
 
 /// A P-256 CSR for `names` (the first is also the CN).
 pub fn csr_der(names: &[&str]) -> Vec<u8> {
-    let key = rcgen::KeyPair::generate().unwrap();
+    csr_der_with_key(names, &rcgen::KeyPair::generate().unwrap())
+}
+
+/// A CSR for `names` over a given key.
+pub fn csr_der_with_key(names: &[&str], key: &rcgen::KeyPair) -> Vec<u8> {
     let mut params = rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
     params.distinguished_name.push(rcgen::DnType::CommonName, names[0]);
-    params.serialize_request(&key).unwrap().der().to_vec()
+    params.serialize_request(key).unwrap().der().to_vec()
 }
 
 /// Asserts an ACME problem of `kind` with `status`, and that even errors carry a nonce.

@@ -317,3 +317,43 @@ async fn lego_ec256_issues_renews_and_revokes() {
 async fn lego_ec384_issues_renews_and_revokes() {
     lego("ec384").await;
 }
+
+/// Challenge mode: lego answers http-01 on loopback for `localhost` (an internal CA issues for
+/// single-label names), which the validator dials because the test server allows loopback
+/// targets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lego_http01_challenge() {
+    if !peer("lego") || !peer("openssl") {
+        return;
+    }
+    let http01 = free_port();
+    let server = Server::start(http01).await;
+    let path = server.dir.path().join("lego-http01");
+    let path_s = path.display().to_string();
+    let directory = format!("{}/acme/profile/acme-challenge/directory", server.url);
+    let listen = format!("127.0.0.1:{http01}");
+    let env = [("LEGO_CA_CERTIFICATES", server.ca.as_path())];
+    let args = [
+        "--server",
+        directory.as_str(),
+        "--accept-tos",
+        "--email",
+        "ops@example.com",
+        "--domains",
+        "localhost",
+        "--path",
+        path_s.as_str(),
+        "--http",
+        "--http.port",
+        listen.as_str(),
+        "run",
+    ];
+    let out = run("lego", &args, &env).await;
+    succeeded("lego run (http-01)", &out);
+    let certs = path.join("certificates");
+    let sans = verify_chain(&certs.join("localhost.crt"), &certs.join("localhost.issuer.crt"));
+    assert!(sans.contains("DNS:localhost"), "{sans}");
+    let certs = server.acme_certificates().await;
+    assert_eq!(certs.len(), 1);
+    assert_eq!(certs[0]["certificate_profile_id"], "acme-challenge");
+}
