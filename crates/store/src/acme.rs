@@ -172,6 +172,8 @@ pub struct IssuedBySerial {
     pub ca_id: Option<String>,
     pub pem_chain: String,
     pub fingerprint_sha256: String,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
     pub revoked: bool,
 }
 
@@ -832,20 +834,24 @@ impl Store {
     /// The certificate with this serial, as issued by certctl (any CA).
     pub async fn issued_by_serial(&self, serial_hex: &str) -> Result<Option<IssuedBySerial>> {
         let mut c = self.reader().await?;
-        let row: Option<(String, Option<String>, String, String, i64)> = Sql::new(
-            "SELECT v.certificate_id, v.issuer_ca_id, v.pem_chain, v.fingerprint_sha256, (SELECT COUNT(*) FROM certificate_revocations r \
+        let row: Option<(String, Option<String>, String, String, i64, i64, i64)> = Sql::new(
+            "SELECT v.certificate_id, v.issuer_ca_id, v.pem_chain, v.fingerprint_sha256, v.not_before, v.not_after, (SELECT COUNT(*) FROM certificate_revocations r \
              WHERE r.serial_number = v.serial_number AND r.ca_id = v.issuer_ca_id) FROM certificate_versions v \
              WHERE v.serial_number = $1 ORDER BY v.created_at LIMIT 1",
         )
         .arg(serial_hex)
         .fetch_optional(&mut c.conn())
         .await?;
-        Ok(row.map(|(certificate_id, ca_id, pem_chain, fingerprint_sha256, revoked)| IssuedBySerial {
-            certificate_id,
-            ca_id,
-            pem_chain,
-            fingerprint_sha256,
-            revoked: revoked > 0,
+        Ok(row.map(|(certificate_id, ca_id, pem_chain, fingerprint_sha256, not_before, not_after, revoked)| {
+            IssuedBySerial {
+                not_before: from_micros(not_before),
+                not_after: from_micros(not_after),
+                certificate_id,
+                ca_id,
+                pem_chain,
+                fingerprint_sha256,
+                revoked: revoked > 0,
+            }
         }))
     }
 

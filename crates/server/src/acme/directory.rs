@@ -16,6 +16,7 @@ struct DirectoryDoc {
     new_order: String,
     revoke_cert: String,
     key_change: String,
+    renewal_info: String,
     meta: Meta,
 }
 
@@ -39,6 +40,7 @@ pub async fn directory(dir: Directory) -> AcmeResult<Response> {
         new_order: dir.url("new-order"),
         revoke_cert: dir.url("revoke-cert"),
         key_change: dir.url("key-change"),
+        renewal_info: dir.url("renewal-info"),
         meta: Meta { external_account_required: false, profiles: [(dir.profile.id.clone(), description)].into() },
     };
     Ok(resource(StatusCode::OK, None, &doc))

@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod ari;
 pub mod challenge;
 pub mod directory;
 pub mod finalize;
@@ -60,7 +61,8 @@ pub fn router(state: AppState) -> Router<AppState> {
             .route(&p("authz/{authz_id}"), post(order::authz))
             .route(&p("chall/{challenge_id}"), post(challenge::respond))
             .route(&p("cert/{order_id}"), post(finalize::certificate))
-            .route(&p("revoke-cert"), post(revoke::revoke));
+            .route(&p("revoke-cert"), post(revoke::revoke))
+            .route(&p("renewal-info/{cert_id}"), get(ari::renewal_info));
     }
     r.layer(axum::middleware::from_fn_with_state(state, acme_headers))
 }

@@ -6,6 +6,7 @@ use axum::body::Body;
 use axum::http::{Request, header};
 use serde_json::json;
 
+use certctl_server::clock::Clock;
 use certctl_store::Backend;
 
 use crate::acme_client::{Client, EXTERNAL, Key, b64, csr_der, csr_der_with_key, expect_problem, local, setup};
@@ -300,5 +301,51 @@ async fn acme_revoke_with_certificate_key() {
     let list = app.get("/api/v1/certificates?source=ACME", &app.viewer).await;
     assert_eq!(list.json["data"][0]["status"], "Revoked");
     assert_eq!(list.json["data"][0]["revocation_reason"], "keyCompromise");
+    app.finish().await;
+}
+
+/// ARI (RFC 9773): the certID of an issued certificate answers a window inside its lifetime
+/// with Retry-After; a revoked one answers "now"; an unknown one is a 404 problem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acme_renewal_info() {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let app = TestApp::new().await;
+    let acme = setup(&app, "ari", "trust_authenticated").await;
+    let mut client = Client::new(&app, &acme, Key::p256());
+    client.register().await.expect(201, None);
+    let dir = app.get(&format!("{}/directory", acme.prefix), "").await;
+    let renewal_info = local(dir.json["renewalInfo"].as_str().unwrap());
+    let order = client.order(&["ari.example.com"]).await;
+    let r = client.finalize(&order.json, &["ari.example.com"]).await;
+    let pem = client.post(&local(r.json["certificate"].as_str().unwrap()), None).await;
+    let der = pem_to_der(std::str::from_utf8(&pem.body).unwrap());
+    let (_, cert) = X509Certificate::from_der(&der).unwrap();
+    let aki = cert
+        .extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::AuthorityKeyIdentifier(a) => a.key_identifier.clone(),
+            _ => None,
+        })
+        .unwrap();
+    let cert_id = format!("{}.{}", b64(aki.0), b64(cert.raw_serial()));
+    let r = app.get(&format!("{renewal_info}/{cert_id}"), "").await;
+    r.expect(200, None);
+    assert_eq!(r.headers[header::RETRY_AFTER], "21600");
+    let parse = |v: &serde_json::Value| {
+        time::OffsetDateTime::parse(v.as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap()
+    };
+    let (start, end) = (parse(&r.json["suggestedWindow"]["start"]), parse(&r.json["suggestedWindow"]["end"]));
+    let (nb, na) = (cert.validity().not_before.timestamp(), cert.validity().not_after.timestamp());
+    assert!(nb < start.unix_timestamp() && start < end && end.unix_timestamp() < na, "{}", r.json);
+
+    let revoke = json!({"certificate": b64(&der)});
+    client.post(&client.path("revoke-cert"), Some(&revoke)).await.expect(200, None);
+    let r = app.get(&format!("{renewal_info}/{cert_id}"), "").await;
+    assert!(parse(&r.json["suggestedWindow"]["start"]) <= app.clock.now(), "a revoked certificate renews now");
+
+    let wrong_aki = format!("{}.{}", b64(b"not the CA"), b64(cert.raw_serial()));
+    expect_problem(&app.get(&format!("{renewal_info}/{wrong_aki}"), "").await, 404, "malformed");
+    expect_problem(&app.get(&format!("{renewal_info}/nodot"), "").await, 400, "malformed");
     app.finish().await;
 }
