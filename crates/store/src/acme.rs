@@ -178,6 +178,17 @@ pub struct IssuedBySerial {
 }
 
 #[derive(FromRow)]
+struct SerialRow {
+    certificate_id: String,
+    issuer_ca_id: Option<String>,
+    pem_chain: String,
+    fingerprint_sha256: String,
+    not_before: i64,
+    not_after: i64,
+    revoked: i64,
+}
+
+#[derive(FromRow)]
 struct BindingRow {
     profile_id: String,
     issuer_id: String,
@@ -834,24 +845,23 @@ impl Store {
     /// The certificate with this serial, as issued by certctl (any CA).
     pub async fn issued_by_serial(&self, serial_hex: &str) -> Result<Option<IssuedBySerial>> {
         let mut c = self.reader().await?;
-        let row: Option<(String, Option<String>, String, String, i64, i64, i64)> = Sql::new(
-            "SELECT v.certificate_id, v.issuer_ca_id, v.pem_chain, v.fingerprint_sha256, v.not_before, v.not_after, (SELECT COUNT(*) FROM certificate_revocations r \
-             WHERE r.serial_number = v.serial_number AND r.ca_id = v.issuer_ca_id) FROM certificate_versions v \
-             WHERE v.serial_number = $1 ORDER BY v.created_at LIMIT 1",
+        let row: Option<SerialRow> = Sql::new(
+            "SELECT v.certificate_id, v.issuer_ca_id, v.pem_chain, v.fingerprint_sha256, v.not_before, v.not_after, \
+             (SELECT COUNT(*) FROM certificate_revocations r WHERE r.serial_number = v.serial_number \
+             AND r.ca_id = v.issuer_ca_id) AS revoked FROM certificate_versions v WHERE v.serial_number = $1 \
+             ORDER BY v.created_at LIMIT 1",
         )
         .arg(serial_hex)
         .fetch_optional(&mut c.conn())
         .await?;
-        Ok(row.map(|(certificate_id, ca_id, pem_chain, fingerprint_sha256, not_before, not_after, revoked)| {
-            IssuedBySerial {
-                not_before: from_micros(not_before),
-                not_after: from_micros(not_after),
-                certificate_id,
-                ca_id,
-                pem_chain,
-                fingerprint_sha256,
-                revoked: revoked > 0,
-            }
+        Ok(row.map(|r| IssuedBySerial {
+            certificate_id: r.certificate_id,
+            ca_id: r.issuer_ca_id,
+            pem_chain: r.pem_chain,
+            fingerprint_sha256: r.fingerprint_sha256,
+            not_before: from_micros(r.not_before),
+            not_after: from_micros(r.not_after),
+            revoked: r.revoked > 0,
         }))
     }
 
