@@ -357,3 +357,46 @@ async fn lego_http01_challenge() {
     assert_eq!(certs.len(), 1);
     assert_eq!(certs[0]["certificate_profile_id"], "acme-challenge");
 }
+
+/// Challenge mode with certbot's standalone http-01 responder for `localhost`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certbot_standalone_http01_challenge() {
+    if !peer("certbot") || !peer("openssl") {
+        return;
+    }
+    let http01 = free_port();
+    let server = Server::start(http01).await;
+    let work = server.dir.path().join("certbot-http01");
+    let directory = format!("{}/acme/profile/acme-challenge/directory", server.url);
+    let port = http01.to_string();
+    let (config, workdir, logs) = (work.join("config"), work.join("work"), work.join("logs"));
+    let (config_s, work_s, logs_s) =
+        (config.display().to_string(), workdir.display().to_string(), logs.display().to_string());
+    let args = [
+        "certonly",
+        "--server",
+        &directory,
+        "--standalone",
+        "--http-01-port",
+        &port,
+        "--http-01-address",
+        "127.0.0.1",
+        "-d",
+        "localhost",
+        "--agree-tos",
+        "--register-unsafely-without-email",
+        "--non-interactive",
+        "--config-dir",
+        &config_s,
+        "--work-dir",
+        &work_s,
+        "--logs-dir",
+        &logs_s,
+    ];
+    let out = run("certbot", &args, &[("REQUESTS_CA_BUNDLE", server.ca.as_path())]).await;
+    succeeded("certbot certonly (http-01)", &out);
+    let live = config.join("live/localhost");
+    let sans = verify_chain(&live.join("cert.pem"), &live.join("chain.pem"));
+    assert!(sans.contains("DNS:localhost"), "{sans}");
+    assert_eq!(server.acme_certificates().await.len(), 1);
+}
