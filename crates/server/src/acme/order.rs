@@ -91,6 +91,25 @@ impl Identifier {
     }
 }
 
+/// Whether the profile's SAN patterns allow an identifier. No patterns allow everything; a
+/// pattern is an exact name or `*.suffix`, which covers every name below `suffix` (and
+/// wildcards below it). Addresses never match a DNS pattern.
+pub fn allowed_by_patterns(patterns: &[String], id: &Identifier) -> bool {
+    if patterns.is_empty() {
+        return true;
+    }
+    let Identifier::Dns { name, wildcard } = id else { return false };
+    patterns.iter().any(|p| {
+        let p = p.to_ascii_lowercase();
+        match p.strip_prefix("*.") {
+            Some(suffix) => {
+                name.strip_suffix(suffix).is_some_and(|head| head.ends_with('.')) || (*wildcard && name == suffix)
+            }
+            None => !wildcard && *name == p,
+        }
+    })
+}
+
 fn reject(id: &AcmeIdentifier, why: &str) -> Subproblem {
     Subproblem::new("rejectedIdentifier", format!("{:?} {why}", id.value), id.clone())
 }
@@ -236,6 +255,18 @@ pub async fn new_order(State(s): State<AppState>, req: ByKid) -> AcmeResult<Resp
         tracing::debug!(replaces, "order replaces a certificate");
     }
     let identifiers = parse_identifiers(&body.identifiers)?;
+    let patterns = &dir.profile.required_san_patterns;
+    let refused: Vec<Subproblem> = identifiers
+        .iter()
+        .filter(|id| !allowed_by_patterns(patterns, id))
+        .map(|id| reject(&id.wire(), "is outside the names this profile issues for"))
+        .collect();
+    if !refused.is_empty() {
+        return Err(AcmeError::RejectedIdentifier {
+            detail: format!("the profile issues only for {}", patterns.join(", ")),
+            subproblems: refused,
+        });
+    }
     let mode = dir.profile.acme_auth_mode;
     let authzs = identifiers.iter().map(|id| build_authz(id, &account, mode, now)).collect::<AcmeResult<Vec<_>>>()?;
     let new = NewAcmeOrder {
@@ -391,6 +422,17 @@ mod tests {
         };
         assert_eq!(subproblems.len(), 3);
         assert!(parse_identifiers(&[]).is_err());
+        let patterns = vec!["*.svc.example.com".to_owned(), "api.example.com".to_owned()];
+        let dns = |name: &str, wildcard| Identifier::Dns { name: name.into(), wildcard };
+        assert!(allowed_by_patterns(&patterns, &dns("a.svc.example.com", false)));
+        assert!(allowed_by_patterns(&patterns, &dns("a.b.svc.example.com", false)));
+        assert!(allowed_by_patterns(&patterns, &dns("svc.example.com", true)));
+        assert!(allowed_by_patterns(&patterns, &dns("api.example.com", false)));
+        assert!(!allowed_by_patterns(&patterns, &dns("evilsvc.example.com", false)));
+        assert!(!allowed_by_patterns(&patterns, &dns("svc.example.com", false)));
+        assert!(!allowed_by_patterns(&patterns, &dns("example.com", true)));
+        assert!(!allowed_by_patterns(&patterns, &Identifier::Ip("10.0.0.1".parse().unwrap())));
+        assert!(allowed_by_patterns(&[], &Identifier::Ip("10.0.0.1".parse().unwrap())));
         assert_eq!(parse_identifiers(&[id("dns", "Upper.Example.com")]).unwrap()[0].wire().value, "upper.example.com");
     }
 }

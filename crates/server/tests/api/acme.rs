@@ -213,6 +213,20 @@ async fn bad_requests(backend: Backend) {
         alice.post(&alice.path("revoke-cert"), Some(&json!({"certificate": b64(&csr_der(&["x.example.com"]))}))).await;
     expect_problem(&r, 400, "malformed");
 
+    // Names outside the profile's SAN patterns.
+    let r = app
+        .put_json(
+            &format!("/api/v1/profiles/{}", acme.profile),
+            &app.operator,
+            &json!({"required_san_patterns": ["*.svc.example.com"]}),
+        )
+        .await;
+    r.expect(200, None);
+    alice.order(&["db.svc.example.com"]).await.expect(201, None);
+    let r = alice.order(&["db.svc.example.com", "bank.example.org"]).await;
+    expect_problem(&r, 400, "rejectedIdentifier");
+    assert_eq!(r.json["subproblems"][0]["identifier"]["value"], "bank.example.org");
+
     // An unknown profile.
     let r = app.get("/acme/profile/nope/directory", "").await;
     expect_problem(&r, 404, "malformed");

@@ -68,6 +68,7 @@ impl Key {
 
 /// A profile served over ACME by a fresh local-CA issuer.
 pub struct AcmeSetup {
+    pub profile: String,
     pub issuer: String,
     /// `/acme/profile/{profile}`.
     pub prefix: String,
@@ -87,7 +88,7 @@ pub async fn setup(app: &TestApp, tag: &str, mode: &str) -> AcmeSetup {
     let r = app.put_json(&format!("/api/v1/acme/profiles/{profile}"), &app.admin, &body).await;
     r.expect(200, None);
     assert_eq!(r.json["renewal_policy_id"], "rp-acme");
-    AcmeSetup { prefix: format!("/acme/profile/{profile}"), issuer }
+    AcmeSetup { prefix: format!("/acme/profile/{profile}"), profile, issuer }
 }
 
 /// One ACME client: a key, the account URL once registered, and the app it talks to.
