@@ -80,7 +80,11 @@ fn base_of(s: &AppState, path: &str) -> String {
 /// (RFC 8555 §6.5, §7.1), so a client never needs an extra round trip after a refusal.
 async fn acme_headers(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let base = base_of(&s, req.uri().path());
+    let (method, path) = (req.method().to_string(), req.uri().path().to_owned());
     let mut response = next.run(req).await;
+    if let Some(rejection) = response.extensions().get::<problem::Rejection>() {
+        audit_rejection(&s, &method, &path, response.status(), rejection).await;
+    }
     match nonce::issue(&s).await {
         Ok(n) => {
             if let Ok(v) = HeaderValue::from_str(&n) {
@@ -93,6 +97,27 @@ async fn acme_headers(State(s): State<AppState>, req: Request, next: Next) -> Re
         response.headers_mut().append(header::LINK, v);
     }
     response
+}
+
+/// Records a refused ACME request. The requester is not known at this layer (the refusal may
+/// be that it could not be authenticated), so the record names the path and the problem.
+async fn audit_rejection(s: &AppState, method: &str, path: &str, status: StatusCode, r: &problem::Rejection) {
+    let details = serde_json::json!({
+        "method": method,
+        "status": status.as_u16(),
+        "problem": r.kind,
+        "detail": r.detail,
+        "request_id": crate::error::current_request_id(),
+    });
+    let entry = certctl_store::AuditEntry::new(
+        "acme",
+        certctl_api::ActorType::User,
+        "acme_request_rejected",
+        "acme",
+        path,
+        details,
+    );
+    s.audit_log.record(entry).await;
 }
 
 /// A JSON ACME resource with its status and, for created or addressed resources, `Location`.

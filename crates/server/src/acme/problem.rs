@@ -8,6 +8,13 @@ use serde::Serialize;
 
 use certctl_store::{AcmeIdentifier, StoreError};
 
+/// The problem a response carries, for the audit of rejected requests.
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    pub kind: &'static str,
+    pub detail: String,
+}
+
 /// The RFC 8555 error namespace.
 const NS: &str = "urn:ietf:params:acme:error:";
 
@@ -192,6 +199,7 @@ impl IntoResponse for AcmeError {
         }
         let body = serde_json::to_vec(&self.problem(status, kind)).unwrap_or_default();
         let mut response = (status, body).into_response();
+        response.extensions_mut().insert(Rejection { kind, detail: self.to_string() });
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if let AcmeError::KeyInUse { location, .. } = &self

@@ -7,7 +7,7 @@ use axum::http::{Request, header};
 use serde_json::json;
 
 use certctl_server::clock::Clock;
-use certctl_store::Backend;
+use certctl_store::{AuditFilterParsed, Backend};
 
 use crate::acme_client::{Client, EXTERNAL, Key, b64, csr_der, csr_der_with_key, expect_problem, local, setup};
 use crate::harness::TestApp;
@@ -141,7 +141,13 @@ async fn bad_requests(backend: Backend) {
     expect_problem(&alice.post_raw(&new_order, alice.key.sign(h, Some(&ids)).to_string()).await, 400, "badNonce");
     let body = alice.key.sign(alice.header(&new_order).await, Some(&ids)).to_string();
     alice.post_raw(&new_order, body.clone()).await.expect(201, None);
-    expect_problem(&alice.post_raw(&new_order, body).await, 400, "badNonce");
+    let replayed = alice.post_raw(&new_order, body).await;
+    expect_problem(&replayed, 400, "badNonce");
+    // Every refusal is audited.
+    let filter = AuditFilterParsed { action: Some("acme_request_rejected".into()), ..AuditFilterParsed::default() };
+    let record = app.wait_for_audit(filter, |e| e.details["request_id"] == replayed.request_id()).await;
+    assert_eq!(record.details["problem"], "badNonce");
+    assert_eq!(record.resource_id, new_order);
 
     // Signed for another URL.
     let mut h = alice.header(&new_order).await;
