@@ -9,6 +9,7 @@
 //! same transaction, so a change and its audit record commit or vanish together.
 
 mod acme;
+mod acme_setup;
 mod agent_protocol;
 mod agents;
 mod api_keys;
