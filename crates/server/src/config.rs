@@ -67,6 +67,10 @@ pub struct Config {
     pub metrics_public: bool,
     pub log: String,
     pub log_format: LogFormat,
+    /// The profile `/acme/directory` serves (`CERTCTL_ACME_DEFAULT_PROFILE_ID`).
+    pub acme_default_profile_id: Option<String>,
+    /// The port http-01 validation dials (`CERTCTL_ACME_HTTP01_PORT`, 80; tests move it).
+    pub acme_http01_port: u16,
 }
 
 /// Every setting: TOML key (the variable name without `CERTCTL_`, lower case) and default.
@@ -113,6 +117,8 @@ const SETTINGS: &[(&str, Option<&str>)] = &[
     ("metrics_public", Some("false")),
     ("log", Some("info")),
     ("log_format", Some("text")),
+    ("acme_default_profile_id", None),
+    ("acme_http01_port", Some("80")),
 ];
 
 /// The settings that declare notification channels, handed to the notifier as given.
@@ -288,6 +294,8 @@ impl RawSettings {
                 "json" => Ok(LogFormat::Json),
                 _ => Err(format!("'{v}' is not one of text, json")),
             })?,
+            acme_default_profile_id: self.get("acme_default_profile_id"),
+            acme_http01_port: self.required("acme_http01_port", parse_port)?,
             data_dir,
         })
     }
@@ -295,6 +303,10 @@ impl RawSettings {
 
 fn parse_addr(v: &str) -> Result<SocketAddr, String> {
     v.parse().map_err(|_| format!("'{v}' is not an IP:port address"))
+}
+
+fn parse_port(v: &str) -> Result<u16, String> {
+    v.parse().ok().filter(|p| *p > 0).ok_or_else(|| format!("'{v}' is not a TCP port (1-65535)"))
 }
 
 fn parse_u32(v: &str) -> Result<u32, String> {

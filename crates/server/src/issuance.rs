@@ -370,7 +370,7 @@ fn certificate_names(cert: &ManagedCertificate) -> ApiResult<Vec<San>> {
     Ok(names)
 }
 
-fn ekus(profile: Option<&CertificateProfile>) -> Vec<Eku> {
+pub(crate) fn ekus(profile: Option<&CertificateProfile>) -> Vec<Eku> {
     let list = profile.map(|p| p.allowed_ekus.as_slice()).unwrap_or(&[]);
     let mut out: Vec<Eku> = list
         .iter()
@@ -405,7 +405,7 @@ fn family(spec: KeySpec) -> KeyAlgorithm {
 }
 
 /// Refuses a key the profile does not accept (422).
-fn check_key(profile: Option<&CertificateProfile>, key: KeySpec) -> ApiResult<()> {
+pub(crate) fn check_key(profile: Option<&CertificateProfile>, key: KeySpec) -> ApiResult<()> {
     let rules = match profile {
         Some(p) if !p.allowed_key_algorithms.is_empty() => p.allowed_key_algorithms.clone(),
         _ => default_rules(),

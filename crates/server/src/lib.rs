@@ -1,5 +1,6 @@
 //! certctl-server: the REST API, its state, and the process that serves it.
 
+pub mod acme;
 pub mod api;
 pub mod audit_log;
 pub mod auth;
@@ -60,6 +61,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Notification channels, the outbound HTTP client and the retry ladder.
     pub notify: Arc<notify::Notifications>,
+    /// The ACME server's nonce key and validation limits.
+    pub acme: Arc<acme::AcmeRuntime>,
 }
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -88,6 +91,7 @@ async fn request_id(req: Request, next: Next) -> Response {
 pub fn router(state: AppState) -> Router {
     let (api, _) = api::router(state.clone()).split_for_parts();
     api.route("/.well-known/pki/ocsp/{issuer_id}/{*request}", axum::routing::get(api::authorities::ocsp_get))
+        .merge(acme::router(state.clone()))
         .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
         .with_state(state.clone())
         // Inside the router's layers so the matched route template is known.
@@ -162,6 +166,7 @@ pub fn build_state(
         engine: Arc::new(issuance::Engine::default()),
         metrics: Arc::new(metrics::Metrics::new()),
         notify: Arc::new(notifications),
+        acme: Arc::new(acme::AcmeRuntime::default()),
     };
     Ok((state, writer))
 }

@@ -4,6 +4,12 @@
 
 #[path = "api/access.rs"]
 mod access;
+#[path = "api/acme.rs"]
+mod acme;
+#[path = "api/acme_client.rs"]
+mod acme_client;
+#[path = "api/acme_peers.rs"]
+mod acme_peers;
 #[path = "api/agent_protocol.rs"]
 mod agent_protocol;
 #[path = "api/agents.rs"]

@@ -8,6 +8,8 @@
 //! Every mutating method takes the audit entry that describes it and appends that entry in the
 //! same transaction, so a change and its audit record commit or vanish together.
 
+mod acme;
+mod acme_setup;
 mod agent_protocol;
 mod agents;
 mod api_keys;
@@ -43,6 +45,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{ConnectOptions, Postgres, Sqlite, Transaction};
 use time::OffsetDateTime;
 
+pub use acme::{
+    AccountStatus, AcmeAccount, AcmeAuthz, AcmeBindingRecord, AcmeChallenge, AcmeIdentifier, AcmeIssuance, AcmeOrder,
+    AuthzStatus, ChallengeStatus, IssuedBySerial, NewAcmeOrder, OrderStatus, acme_actor,
+};
 pub use agent_protocol::{AgentIdentity, AgentWorkRow, NewAgentToken, Retirement};
 pub use agents::NewAgent;
 pub use api_keys::{ApiKeyRecord, NewApiKey};

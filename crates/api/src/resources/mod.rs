@@ -1,6 +1,7 @@
 //! Resource representations and the requests that create and change them.
 
 mod access;
+mod acme;
 mod agent_protocol;
 mod certificates;
 mod connectors;
@@ -14,6 +15,7 @@ mod stats;
 mod target_config;
 
 pub use access::*;
+pub use acme::*;
 pub use agent_protocol::*;
 pub use certificates::*;
 pub use connectors::*;

@@ -84,6 +84,7 @@ fn protected() -> OpenApiRouter<AppState> {
         .merge(notifications::router())
         .merge(channels::router())
         .merge(digest::router())
+        .merge(crate::acme::admin::router())
 }
 
 /// Every route, with authentication on the protected ones.

@@ -8,7 +8,7 @@
 
 pub mod digest;
 pub mod email;
-mod guard;
+pub(crate) mod guard;
 mod opsgenie;
 mod pagerduty;
 mod slack;

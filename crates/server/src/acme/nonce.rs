@@ -1,0 +1,94 @@
+//! Replay nonces (RFC 8555 §6.5). A nonce is `random(16) ‖ expiry(8) ‖ HMAC-SHA256(…)[..16]`
+//! under a key every replica shares (stored sealed in the database), so issuing one costs no
+//! database write and any replica accepts it. Spending one records it in the database, whose
+//! primary key makes it single-use across replicas; records outlive a nonce's expiry only until
+//! the next purge, because an expired nonce fails verification on its own.
+
+use aws_lc_rs::hmac;
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use time::{Duration, OffsetDateTime};
+
+use super::problem::AcmeError;
+use crate::AppState;
+
+/// How long a nonce may wait between issue and use.
+pub const NONCE_TTL: Duration = Duration::minutes(30);
+const RANDOM_LEN: usize = 16;
+const TAG_LEN: usize = 16;
+const NONCE_LEN: usize = RANDOM_LEN + 8 + TAG_LEN;
+/// The sealing context of the nonce key.
+const KEY_CONTEXT: &str = "acme-nonce-key";
+
+/// The nonce key, loaded (or created) on first use.
+#[derive(Default)]
+pub struct NonceKey(tokio::sync::OnceCell<hmac::Key>);
+
+impl NonceKey {
+    async fn get(&self, s: &AppState) -> Result<&hmac::Key, AcmeError> {
+        self.0
+            .get_or_try_init(|| async {
+                let mut fresh = [0u8; 32];
+                SystemRandom::new()
+                    .fill(&mut fresh)
+                    .map_err(|_| AcmeError::Internal("random generator failed".into()))?;
+                let sealed = s.secrets.seal(KEY_CONTEXT, &fresh);
+                let stored = s.store.acme_nonce_key(&sealed).await?;
+                let key = s.secrets.open(KEY_CONTEXT, &stored).map_err(|e| AcmeError::Internal(e.to_string()))?;
+                Ok(hmac::Key::new(hmac::HMAC_SHA256, &key))
+            })
+            .await
+    }
+}
+
+fn tag(key: &hmac::Key, body: &[u8]) -> [u8; TAG_LEN] {
+    let full = hmac::sign(key, body);
+    let mut out = [0u8; TAG_LEN];
+    out.copy_from_slice(&full.as_ref()[..TAG_LEN]);
+    out
+}
+
+/// A fresh nonce.
+pub async fn issue(s: &AppState) -> Result<String, AcmeError> {
+    let key = s.acme.nonce_key.get(s).await?;
+    let mut bytes = [0u8; NONCE_LEN];
+    SystemRandom::new()
+        .fill(&mut bytes[..RANDOM_LEN])
+        .map_err(|_| AcmeError::Internal("random generator failed".into()))?;
+    let expiry = (s.clock.now() + NONCE_TTL).unix_timestamp();
+    bytes[RANDOM_LEN..RANDOM_LEN + 8].copy_from_slice(&expiry.to_be_bytes());
+    let t = tag(key, &bytes[..RANDOM_LEN + 8]);
+    bytes[RANDOM_LEN + 8..].copy_from_slice(&t);
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Checks a nonce and spends it: a forged, expired or already spent nonce is `badNonce`.
+pub async fn spend(s: &AppState, nonce: Option<&str>) -> Result<(), AcmeError> {
+    let nonce = nonce.ok_or_else(|| AcmeError::BadNonce("the protected header has no nonce".into()))?;
+    let bad = || AcmeError::BadNonce(format!("nonce {nonce:?} was not issued by this server"));
+    let bytes = URL_SAFE_NO_PAD.decode(nonce).map_err(|_| bad())?;
+    if bytes.len() != NONCE_LEN {
+        return Err(bad());
+    }
+    let key = s.acme.nonce_key.get(s).await?;
+    let expected = tag(key, &bytes[..RANDOM_LEN + 8]);
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], &bytes[RANDOM_LEN + 8..])) {
+        return Err(bad());
+    }
+    let mut expiry = [0u8; 8];
+    expiry.copy_from_slice(&bytes[RANDOM_LEN..RANDOM_LEN + 8]);
+    let expires_at = OffsetDateTime::from_unix_timestamp(i64::from_be_bytes(expiry)).map_err(|_| bad())?;
+    let now = s.clock.now();
+    if expires_at <= now {
+        return Err(AcmeError::BadNonce("the nonce has expired; fetch a new one".into()));
+    }
+    // One spend in 256 (by the nonce's own random first byte) also purges expired records,
+    // which bounds the table without a background job.
+    let purge = bytes[0] == 0;
+    if s.store.spend_acme_nonce(nonce, expires_at, purge, now).await? {
+        Ok(())
+    } else {
+        Err(AcmeError::BadNonce("the nonce was already used; fetch a new one".into()))
+    }
+}
