@@ -213,6 +213,35 @@ async fn keystores_round_trip_and_skip_when_equal() {
     assert!(matches!(deploy(&cfg, &m).await.unwrap(), Outcome::Skipped { .. }));
 }
 
+/// OpenSSL, an independent reader, opens the keystore with its password and finds the deployed
+/// leaf and the key that belongs to it.
+#[tokio::test]
+async fn keystores_open_in_openssl() {
+    use rcgen::PublicKeyData;
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("store.p12");
+    let (m, key) = material("a.example");
+    let cfg = config(TargetType::JavaKeystore, json!({"keystore_path": path, "keystore_password": "changeit"}));
+    deploy(&cfg, &m).await.unwrap();
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .arg("pkcs12")
+            .arg("-in")
+            .arg(&path)
+            .args(["-passin", "pass:changeit"])
+            .args(args)
+            .output()
+            .expect("openssl runs (Debian: apt-get install openssl)");
+        assert!(out.status.success(), "openssl pkcs12 {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let leaf = openssl(&["-nokeys", "-clcerts"]);
+    assert!(leaf.contains(m.leaf_pem().trim()), "the keystore's leaf is the deployed one:\n{leaf}");
+    let keys = openssl(&["-nocerts", "-nodes"]);
+    let found = rcgen::KeyPair::from_pem(&keys[keys.find("-----BEGIN").expect("a key in the keystore")..]).unwrap();
+    assert_eq!(found.subject_public_key_info(), key.subject_public_key_info(), "the keystore's key is the leaf's");
+}
+
 #[tokio::test]
 async fn envoy_writes_an_sds_file_naming_the_files() {
     let tmp = tempfile::tempdir().unwrap();
