@@ -1,7 +1,9 @@
 //! `certctl-bench`: the in-process parts of certctl's benchmarks (see `bench/*.sh` and
 //! BENCHMARKS.md). Load over HTTP comes from `wrk`; this binary builds request sets and times
-//! what has no HTTP front: CRL building and the renewal scan.
+//! what has no HTTP front: CRL building and the renewal scan; and it drives full ACME issuances
+//! (JWS, orders, finalize, download) against certctl's ACME server and pebble alike.
 
+mod acme;
 mod crl;
 mod load;
 mod ocsp_requests;
@@ -56,6 +58,29 @@ enum Command {
         #[arg(long)]
         openssl_index: Option<PathBuf>,
     },
+    /// Full ACME issuances (new-order → authorizations → finalize → download) from N clients,
+    /// each with its own P-256 account, for a fixed time; prints issuances/s and latencies.
+    Acme {
+        /// The server's directory URL.
+        #[arg(long)]
+        directory: String,
+        /// PEM roots for the server's TLS certificate.
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// Seconds of issuing before measuring starts.
+        #[arg(long, default_value_t = 5)]
+        warmup: u64,
+        /// Seconds measured.
+        #[arg(long, default_value_t = 30)]
+        duration: u64,
+        /// Client n orders `c{n}.DOMAIN`.
+        #[arg(long, default_value = "bench.test")]
+        domain: String,
+        #[arg(long, default_value = "acme")]
+        label: String,
+    },
     /// Seed a database and time the renewal scan over it.
     RenewalScan {
         /// sqlite://PATH or postgres://… of an empty database.
@@ -87,6 +112,21 @@ fn main() -> ExitCode {
         }
         Command::Crl { entries, runs, out, ca_out, openssl_index } => {
             crl::run(&crl::CrlArgs { entries, runs, out, ca_out, openssl_index })
+        }
+        Command::Acme { directory, ca, clients, warmup, duration, domain, label } => {
+            let args = acme::AcmeArgs {
+                directory,
+                ca,
+                clients,
+                warmup: std::time::Duration::from_secs(warmup),
+                duration: std::time::Duration::from_secs(duration),
+                domain,
+                label,
+            };
+            match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt.block_on(acme::run(&args)),
+                Err(e) => Err(e.into()),
+            }
         }
         Command::RenewalScan { database_url, certificates, due, runs, quiet_load, quiet_wait } => {
             let args = scan::ScanArgs {
