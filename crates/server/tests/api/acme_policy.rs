@@ -457,3 +457,40 @@ async fn acme_gc_sqlite() {
 async fn acme_gc_postgres() {
     gc(Backend::Postgres).await;
 }
+
+/// An issuer signing through an intermediate: the default chain runs to the root, and a
+/// `rel="alternate"` chain stops at the intermediate; each links the other, and `rel="up"` is
+/// the intermediate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acme_alternate_chain_without_the_root() {
+    let app = TestApp::new().await;
+    let acme = setup(&app, "alt", "trust_authenticated").await;
+    // The root exists a second before its intermediate, so the intermediate is the newer signer.
+    crate::pki_peer::issuer_chain(&app, &acme.issuer).await;
+    app.clock.advance(Duration::seconds(1));
+    let r = app
+        .post_json(&format!("/api/v1/issuers/{}/intermediates", acme.issuer), &app.admin, &json!({"name": "ACME CA"}))
+        .await;
+    r.expect(201, None);
+    let inter = r.json["id"].as_str().unwrap().to_owned();
+    let mut client = Client::new(&app, &acme, Key::p256());
+    client.register().await.expect(201, None);
+    let pem = issue(&client, "alt.example.com").await;
+    let chain = pem_certs(std::str::from_utf8(&pem.body).unwrap());
+    assert_eq!(chain.len(), 3, "leaf, intermediate, root");
+    let links: Vec<String> = pem.headers.get_all(header::LINK).iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    assert!(links.iter().any(|l| l.contains(&format!("/.well-known/pki/ca/{inter}>;rel=\"up\""))), "{links:?}");
+    let alternate = links.iter().find(|l| l.ends_with(";rel=\"alternate\"")).unwrap_or_else(|| panic!("{links:?}"));
+    let alt_url = alternate.trim_start_matches('<').split('>').next().unwrap();
+    assert!(alt_url.ends_with("/1"), "{alt_url}");
+    let alt = client.post(&local(alt_url), None).await;
+    alt.expect(200, None);
+    let alt_chain = pem_certs(std::str::from_utf8(&alt.body).unwrap());
+    assert_eq!(alt_chain, chain[..2].to_vec(), "the alternate is the chain without its root");
+    let back: Vec<&str> = alt.headers.get_all(header::LINK).iter().map(|v| v.to_str().unwrap()).collect();
+    let default_url = alt_url.trim_end_matches("/1");
+    assert!(back.contains(&format!("<{default_url}>;rel=\"alternate\"").as_str()), "{back:?}");
+    expect_problem(&client.post(&format!("{}/2", local(default_url)), None).await, 404, "malformed");
+    expect_problem(&client.post(&format!("{}/0", local(default_url)), None).await, 404, "malformed");
+    app.finish().await;
+}
