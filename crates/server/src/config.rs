@@ -67,6 +67,15 @@ pub struct Config {
     pub metrics_public: bool,
     pub log: String,
     pub log_format: LogFormat,
+    /// New ACME accounts one client IP may create per hour, 0 for no limit
+    /// (`CERTCTL_ACME_RATE_LIMIT_ACCOUNTS_PER_HOUR`).
+    pub acme_rate_limit_accounts_per_hour: u32,
+    /// New ACME orders one account may place per hour, 0 for no limit
+    /// (`CERTCTL_ACME_RATE_LIMIT_ORDERS_PER_HOUR`).
+    pub acme_rate_limit_orders_per_hour: u32,
+    /// How often expired ACME nonces, orders and rate-limit windows are removed
+    /// (`CERTCTL_ACME_GC_INTERVAL`).
+    pub acme_gc_interval: Duration,
     /// The profile `/acme/directory` serves (`CERTCTL_ACME_DEFAULT_PROFILE_ID`).
     pub acme_default_profile_id: Option<String>,
     /// The port http-01 validation dials (`CERTCTL_ACME_HTTP01_PORT`, 80; tests move it).
@@ -117,6 +126,9 @@ const SETTINGS: &[(&str, Option<&str>)] = &[
     ("metrics_public", Some("false")),
     ("log", Some("info")),
     ("log_format", Some("text")),
+    ("acme_rate_limit_accounts_per_hour", Some("20")),
+    ("acme_rate_limit_orders_per_hour", Some("300")),
+    ("acme_gc_interval", Some("1m")),
     ("acme_default_profile_id", None),
     ("acme_http01_port", Some("80")),
 ];
@@ -294,6 +306,9 @@ impl RawSettings {
                 "json" => Ok(LogFormat::Json),
                 _ => Err(format!("'{v}' is not one of text, json")),
             })?,
+            acme_rate_limit_accounts_per_hour: self.required("acme_rate_limit_accounts_per_hour", parse_u32)?,
+            acme_rate_limit_orders_per_hour: self.required("acme_rate_limit_orders_per_hour", parse_u32)?,
+            acme_gc_interval: self.required("acme_gc_interval", parse_duration)?,
             acme_default_profile_id: self.get("acme_default_profile_id"),
             acme_http01_port: self.required("acme_http01_port", parse_port)?,
             data_dir,

@@ -213,7 +213,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!("shutting down: draining connections");
         shutdown.graceful_shutdown(Some(Duration::from_secs(30)));
     });
-    let server = axum_server::bind_rustls(listen, rustls_config).handle(handle.clone()).serve(app.into_make_service());
+    let server = axum_server::bind_rustls(listen, rustls_config)
+        .handle(handle.clone())
+        .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>());
     let serving = tokio::spawn(server);
     let bound = handle.listening().await.with_context(|| format!("CERTCTL_LISTEN: cannot listen on {listen}"))?;
     tracing::info!(address = %bound, url = %external_url, startup_ms = started.elapsed().as_millis() as u64, "certctl-server is listening");

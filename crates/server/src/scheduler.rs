@@ -1,8 +1,8 @@
 //! The one runner for every background loop: renewal scan, job processing, overdue-job
 //! reaping, agent liveness, the PKI refresh, notification delivery, the notification retry sweep, the
-//! expiry-alert scan and, when enabled, the certificate digest. Each loop runs at start, then on
-//! its interval; a run is bounded by a timeout, never overlaps itself, and stops when the server
-//! shuts down.
+//! expiry-alert scan, ACME garbage collection and, when enabled, the certificate digest. Each loop
+//! runs at start, then on its interval; a run is bounded by a timeout, never overlaps itself, and
+//! stops when the server shuts down.
 
 use std::future::Future;
 use std::time::Duration;
@@ -154,6 +154,17 @@ impl Scheduler {
                 }
             });
         }
+        spawn_loop(&mut tasks, stopped.clone(), "acme_gc", cfg.acme_gc_interval, Duration::from_secs(120), None, {
+            let s = s.clone();
+            move || {
+                let s = s.clone();
+                async move {
+                    if let Err(e) = crate::acme::gc::collect(&s).await {
+                        tracing::warn!(error = %e, "ACME garbage collection failed");
+                    }
+                }
+            }
+        });
         spawn_loop(&mut tasks, stopped, "pki_refresh", Duration::from_millis(500), Duration::from_secs(60), None, {
             let s = s.clone();
             move || {

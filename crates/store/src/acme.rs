@@ -72,6 +72,8 @@ pub struct AcmeBindingRecord {
     pub owner_id: String,
     pub team_id: String,
     pub renewal_policy_id: String,
+    /// New accounts must carry an external account binding (RFC 8555 §7.3.4).
+    pub external_account_required: bool,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -342,6 +344,18 @@ impl Store {
     /// Creates an account, or returns the one that already has this key in this profile
     /// (`false`: not created), also when a concurrent registration won the race.
     pub async fn create_acme_account(&self, a: &AcmeAccount, now: OffsetDateTime) -> Result<(AcmeAccount, bool)> {
+        self.create_acme_account_bound(a, None, now).await
+    }
+
+    /// Creates an account as [`Store::create_acme_account`] does and, when it is new, binds the
+    /// EAB key `eab_kid` to it in the same transaction. A key that is gone or already bound
+    /// another account is `Forbidden` and creates nothing: each key binds one account, once.
+    pub async fn create_acme_account_bound(
+        &self,
+        a: &AcmeAccount,
+        eab_kid: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<(AcmeAccount, bool)> {
         let mut tx = self.begin().await?;
         let ts = to_micros(now);
         let inserted = Sql::new(
@@ -357,8 +371,16 @@ impl Store {
         .arg(ts)
         .execute(&mut tx.conn())
         .await?;
+        if inserted == 1
+            && let Some(kid) = eab_kid
+        {
+            crate::acme_policy::bind_eab_key(&mut tx, kid, a, now).await?;
+        }
         if inserted == 1 {
-            let details = json!({"profile_id": a.profile_id, "thumbprint": a.thumbprint, "contact": a.contact});
+            let details = json!({
+                "profile_id": a.profile_id, "thumbprint": a.thumbprint, "contact": a.contact,
+                "eab_kid": eab_kid,
+            });
             append(
                 &mut tx,
                 &[acme_audit(&acme_actor(&a.id), "acme_account_created", "acme_account", &a.id, details)],

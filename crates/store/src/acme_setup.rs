@@ -18,6 +18,7 @@ struct BindingRow {
     owner_id: String,
     team_id: String,
     renewal_policy_id: String,
+    external_account_required: bool,
     created_at: i64,
     updated_at: i64,
 }
@@ -30,14 +31,15 @@ impl From<BindingRow> for AcmeBindingRecord {
             owner_id: r.owner_id,
             team_id: r.team_id,
             renewal_policy_id: r.renewal_policy_id,
+            external_account_required: r.external_account_required,
             created_at: from_micros(r.created_at),
             updated_at: from_micros(r.updated_at),
         }
     }
 }
 
-const BINDING_COLUMNS: &str = "SELECT profile_id, issuer_id, owner_id, team_id, renewal_policy_id, created_at, \
-     updated_at FROM acme_bindings";
+const BINDING_COLUMNS: &str = "SELECT profile_id, issuer_id, owner_id, team_id, renewal_policy_id, \
+     external_account_required, created_at, updated_at FROM acme_bindings";
 
 impl Store {
     /// Binds a profile to ACME (or rebinds it), checking every reference.
@@ -57,8 +59,9 @@ impl Store {
         let ts = to_micros(now);
         Sql::new(
             "INSERT INTO acme_bindings (profile_id, issuer_id, owner_id, team_id, renewal_policy_id, created_at, \
-             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (profile_id) DO UPDATE SET \
-             issuer_id = $2, owner_id = $3, team_id = $4, renewal_policy_id = $5, updated_at = $6",
+             updated_at, external_account_required) VALUES ($1, $2, $3, $4, $5, $6, $6, $7) \
+             ON CONFLICT (profile_id) DO UPDATE SET issuer_id = $2, owner_id = $3, team_id = $4, \
+             renewal_policy_id = $5, updated_at = $6, external_account_required = $7",
         )
         .arg(&b.profile_id)
         .arg(&b.issuer_id)
@@ -66,11 +69,12 @@ impl Store {
         .arg(&b.team_id)
         .arg(&b.renewal_policy_id)
         .arg(ts)
+        .arg(b.external_account_required)
         .execute(&mut c)
         .await?;
         let details = json!({
             "issuer_id": b.issuer_id, "owner_id": b.owner_id, "team_id": b.team_id,
-            "renewal_policy_id": b.renewal_policy_id,
+            "renewal_policy_id": b.renewal_policy_id, "external_account_required": b.external_account_required,
         });
         append(&mut tx, &[acme_audit(actor, "acme_binding_set", "profile", &b.profile_id, details)], now).await?;
         let mut q = Sql::new(BINDING_COLUMNS);

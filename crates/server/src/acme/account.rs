@@ -12,8 +12,10 @@ use serde_json::Value;
 use certctl_pki::constraints::San;
 use certctl_store::{AccountStatus, AcmeAccount, new_id};
 
+use super::eab;
 use super::jws::{Jwk, Jws, Signer};
 use super::problem::{AcmeError, AcmeResult};
+use super::ratelimit::{self, ClientIp, Limit};
 use super::request::{ByJwk, ByKid, Directory};
 use super::resource;
 use crate::AppState;
@@ -99,7 +101,7 @@ fn parse_contacts(contacts: Vec<String>) -> AcmeResult<Vec<String>> {
 }
 
 /// `new-account`: registers the signing key, or returns its existing account.
-pub async fn new_account(State(s): State<AppState>, ByJwk(req): ByJwk) -> AcmeResult<Response> {
+pub async fn new_account(State(s): State<AppState>, ip: ClientIp, ByJwk(req): ByJwk) -> AcmeResult<Response> {
     let body: NewAccount = req.json()?;
     let thumbprint = req.jwk.thumbprint();
     if let Some(existing) = s.store.acme_account_by_thumbprint(&req.dir.profile.id, &thumbprint).await? {
@@ -108,13 +110,22 @@ pub async fn new_account(State(s): State<AppState>, ByJwk(req): ByJwk) -> AcmeRe
     if body.only_return_existing {
         return Err(AcmeError::AccountDoesNotExist("no account has this key".into()));
     }
-    if body.external_account_binding.is_some() {
-        return Err(AcmeError::Malformed("this directory does not use external account binding".into()));
-    }
+    // A binding is verified whenever one is sent, and required where the profile says so.
+    let eab_kid = match &body.external_account_binding {
+        Some(binding) => Some(eab::verify(&s, &req, binding).await?),
+        None if req.dir.binding.external_account_required => {
+            return Err(AcmeError::ExternalAccountRequired(
+                "this directory requires an external account binding (an EAB kid and HMAC key from its administrator)"
+                    .into(),
+            ));
+        }
+        None => None,
+    };
     if body.terms_of_service_agreed == Some(false) {
         return Err(AcmeError::Malformed("termsOfServiceAgreed is false".into()));
     }
     let contact = parse_contacts(body.contact.unwrap_or_default())?;
+    ratelimit::check(&s, Limit::NewAccount, &ip.key()).await?;
     let account = AcmeAccount {
         id: new_id("acct"),
         profile_id: req.dir.profile.id.clone(),
@@ -124,7 +135,7 @@ pub async fn new_account(State(s): State<AppState>, ByJwk(req): ByJwk) -> AcmeRe
         contact,
         created_at: s.clock.now(),
     };
-    let (account, created) = s.store.create_acme_account(&account, s.clock.now()).await?;
+    let (account, created) = s.store.create_acme_account_bound(&account, eab_kid.as_deref(), s.clock.now()).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok(render(&req.dir, &account, status))
 }

@@ -5,7 +5,7 @@ use axum::extract::State;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use certctl_api::{AcmeBinding, CreateRenewalPolicy, ErrorBody, IssuerType, PutAcmeBinding};
+use certctl_api::{AcmeBinding, AcmeRenewNow, CreateRenewalPolicy, ErrorBody, IssuerType, PutAcmeBinding};
 use certctl_store::{AcmeBindingRecord, StoreError};
 
 use crate::AppState;
@@ -17,7 +17,12 @@ use crate::extract::{Json, Path};
 pub const ACME_RENEWAL_POLICY_ID: &str = "rp-acme";
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_bindings)).routes(routes!(put_binding))
+    OpenApiRouter::new()
+        .routes(routes!(list_bindings))
+        .routes(routes!(put_binding))
+        .routes(routes!(renew_certificate_now))
+        .routes(routes!(renew_issuer_now))
+        .merge(super::eab::router())
 }
 
 fn wire(s: &AppState, b: AcmeBindingRecord) -> AcmeBinding {
@@ -29,6 +34,7 @@ fn wire(s: &AppState, b: AcmeBindingRecord) -> AcmeBinding {
         owner_id: b.owner_id,
         team_id: b.team_id,
         renewal_policy_id: b.renewal_policy_id,
+        external_account_required: b.external_account_required,
         created_at: b.created_at,
         updated_at: b.updated_at,
     }
@@ -89,6 +95,7 @@ async fn put_binding(
         owner_id: req.owner_id.to_string(),
         team_id: req.team_id.to_string(),
         renewal_policy_id: policy_id,
+        external_account_required: req.external_account_required,
         created_at: now,
         updated_at: now,
     };
@@ -113,4 +120,43 @@ async fn ensure_acme_policy(s: &AppState, actor: &certctl_store::Actor, now: tim
         Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// How long the window of a "renew now" stays open: clients polling ARI pick a moment in it.
+pub const RENEW_NOW_WINDOW: time::Duration = time::Duration::hours(1);
+
+async fn renew_now(
+    s: &AppState,
+    actor: &certctl_store::Actor,
+    certificate_id: Option<&str>,
+    issuer_id: Option<&str>,
+) -> ApiResult<Reply<AcmeRenewNow>> {
+    let now = s.clock.now();
+    let end = now + RENEW_NOW_WINDOW;
+    let certificates = s.store.acme_renew_now(certificate_id, issuer_id, now, end, actor, now).await?;
+    Ok(Reply(AcmeRenewNow { certificates, window_start: now, window_end: end }))
+}
+
+/// Renew a certificate now (RFC 9773 incident response): its ARI window becomes the next hour,
+/// so ACME clients that poll renewal-info replace it at once.
+#[utoipa::path(post, path = "/api/v1/acme/certificates/{certificate_id}/renew-now", tag = "ACME",
+    responses((status = 200, body = AcmeRenewNow), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn renew_certificate_now(
+    Admin(p): Admin,
+    State(s): State<AppState>,
+    Path(certificate_id): Path<String>,
+) -> ApiResult<Reply<AcmeRenewNow>> {
+    renew_now(&s, &p.actor(), Some(&certificate_id), None).await
+}
+
+/// Renew every certificate of an issuer now (RFC 9773 incident response, for example after a
+/// CA compromise): their ARI windows become the next hour.
+#[utoipa::path(post, path = "/api/v1/acme/issuers/{issuer_id}/renew-now", tag = "ACME",
+    responses((status = 200, body = AcmeRenewNow), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn renew_issuer_now(
+    Admin(p): Admin,
+    State(s): State<AppState>,
+    Path(issuer_id): Path<String>,
+) -> ApiResult<Reply<AcmeRenewNow>> {
+    renew_now(&s, &p.actor(), None, Some(&issuer_id)).await
 }

@@ -1,6 +1,6 @@
 //! ACME Renewal Information (RFC 9773): `renewal-info/{certID}`, where the certID is
 //! `base64url(AKI keyIdentifier) "." base64url(serial)`, answers a suggested renewal window
-//! drawn from the certificate's renewal policy. Clients pick a random moment inside the window
+//! drawn from the certificate's renewal policy, or the one an admin's "renew now" set. Clients pick a random moment inside the window
 //! (RFC 9773 §4.2), which spreads a fleet's renewals over it; a revoked certificate's window
 //! is now.
 
@@ -88,6 +88,8 @@ pub async fn renewal_info(
     let now = s.clock.now();
     let (start, end) = if issued.revoked || issued.not_after <= now {
         (now, now + Duration::hours(1))
+    } else if let Some(window) = s.store.acme_renewal_override(&issued.certificate_id).await? {
+        window
     } else {
         let cert = s.store.certificate(&issued.certificate_id).await?;
         let policy = s.store.renewal_policy(&cert.renewal_policy_id).await?;

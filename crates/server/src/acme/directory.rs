@@ -41,7 +41,10 @@ pub async fn directory(dir: Directory) -> AcmeResult<Response> {
         revoke_cert: dir.url("revoke-cert"),
         key_change: dir.url("key-change"),
         renewal_info: dir.url("renewal-info"),
-        meta: Meta { external_account_required: false, profiles: [(dir.profile.id.clone(), description)].into() },
+        meta: Meta {
+            external_account_required: dir.binding.external_account_required,
+            profiles: [(dir.profile.id.clone(), description)].into(),
+        },
     };
     Ok(resource(StatusCode::OK, None, &doc))
 }

@@ -210,12 +210,82 @@ pub async fn certificate(
     Path(params): Path<HashMap<String, String>>,
     req: ByKid,
 ) -> AcmeResult<Response> {
+    download(&s, &params, &req, 0).await
+}
+
+/// `cert/{order_id}/{n}`: alternate chain `n` (RFC 8555 §7.4.2), as the default chain's
+/// `Link rel="alternate"` headers list them.
+pub async fn alternate(
+    State(s): State<AppState>,
+    Path(params): Path<HashMap<String, String>>,
+    req: ByKid,
+) -> AcmeResult<Response> {
+    let n = params
+        .get("n")
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| AcmeError::NotFound("no such alternate chain".into()))?;
+    download(&s, &params, &req, n).await
+}
+
+/// The PEM blocks of a chain, in order.
+fn pem_blocks(chain: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in chain.lines() {
+        if line.starts_with("-----BEGIN ") {
+            current.clear();
+        }
+        current.push_str(line);
+        current.push('\n');
+        if line.starts_with("-----END ") {
+            out.push(std::mem::take(&mut current));
+        }
+    }
+    out
+}
+
+fn self_signed(pem: &str) -> bool {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let Ok((_, block)) = x509_parser::pem::parse_x509_pem(pem.as_bytes()) else { return false };
+    X509Certificate::from_der(&block.contents).is_ok_and(|(_, c)| c.subject() == c.issuer())
+}
+
+/// Every chain the certificate can be served with: as issued (leaf, intermediates, root), and,
+/// when an intermediate sits below a root, without the root (which relying parties already
+/// hold).
+fn chains(stored: &str) -> Vec<String> {
+    let blocks = pem_blocks(stored);
+    let mut out = vec![stored.to_owned()];
+    if blocks.len() >= 3 && blocks.last().is_some_and(|root| self_signed(root)) {
+        out.push(blocks[..blocks.len() - 1].concat());
+    }
+    out
+}
+
+async fn download(s: &AppState, params: &HashMap<String, String>, req: &ByKid, n: usize) -> AcmeResult<Response> {
     req.0.must_be_post_as_get()?;
-    let order = owned_order(&s, &req, params.get("order_id")).await?;
+    let order = owned_order(s, req, params.get("order_id")).await?;
     let missing = || AcmeError::NotFound("the order has no certificate".into());
     let certificate_id = order.certificate_id.as_deref().ok_or_else(missing)?;
-    let chain = s.store.certificate_pem_chain(certificate_id).await?.ok_or_else(missing)?;
+    let (stored, ca_id) = s.store.acme_certificate_download(certificate_id).await?.ok_or_else(missing)?;
+    let chains = chains(&stored);
+    let chain = chains.get(n).cloned().ok_or_else(|| AcmeError::NotFound("no such alternate chain".into()))?;
     let mut response = (StatusCode::OK, chain).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pem-certificate-chain"));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pem-certificate-chain"));
+    // The issuer's certificate, served by the PKI endpoints as application/pkix-cert.
+    if let Some(ca_id) = ca_id
+        && let Ok(v) = HeaderValue::from_str(&format!("<{}/.well-known/pki/ca/{ca_id}>;rel=\"up\"", pki_base_url(s)))
+    {
+        headers.append(header::LINK, v);
+    }
+    let base = req.0.dir.url(&format!("cert/{}", order.id));
+    for i in (0..chains.len()).filter(|i| *i != n) {
+        let url = if i == 0 { base.clone() } else { format!("{base}/{i}") };
+        if let Ok(v) = HeaderValue::from_str(&format!("<{url}>;rel=\"alternate\"")) {
+            headers.append(header::LINK, v);
+        }
+    }
     Ok(response)
 }

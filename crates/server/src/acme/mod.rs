@@ -9,11 +9,14 @@ pub mod admin;
 pub mod ari;
 pub mod challenge;
 pub mod directory;
+pub mod eab;
 pub mod finalize;
+pub mod gc;
 pub mod jws;
 pub mod nonce;
 pub mod order;
 pub mod problem;
+pub mod ratelimit;
 pub mod request;
 pub mod revoke;
 
@@ -61,6 +64,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             .route(&p("authz/{authz_id}"), post(order::authz))
             .route(&p("chall/{challenge_id}"), post(challenge::respond))
             .route(&p("cert/{order_id}"), post(finalize::certificate))
+            .route(&p("cert/{order_id}/{n}"), post(finalize::alternate))
             .route(&p("revoke-cert"), post(revoke::revoke))
             .route(&p("renewal-info/{cert_id}"), get(ari::renewal_info));
     }

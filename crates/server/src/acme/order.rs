@@ -239,6 +239,7 @@ fn check_validity(dir: &Directory, o: &NewOrder, now: OffsetDateTime) -> AcmeRes
 /// `new-order`.
 pub async fn new_order(State(s): State<AppState>, req: ByKid) -> AcmeResult<Response> {
     let account = req.account().clone();
+    super::ratelimit::check(&s, super::ratelimit::Limit::NewOrder, &account.id).await?;
     let dir = &req.0.dir;
     let body: NewOrder = req.0.json()?;
     if let Some(p) = &body.profile

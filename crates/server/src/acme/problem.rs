@@ -87,6 +87,12 @@ pub enum AcmeError {
     /// A key-change names a key another account already has; `location` is that account.
     #[error("{detail}")]
     KeyInUse { detail: String, location: String },
+    /// The directory requires an external account binding and the request has none.
+    #[error("{0}")]
+    ExternalAccountRequired(String),
+    /// A rate limit is exhausted; `retry_after` seconds until its window frees.
+    #[error("{detail}")]
+    RateLimited { detail: String, retry_after: u64 },
     /// The database is unreachable; the client may retry.
     #[error("service unavailable")]
     Unavailable(String),
@@ -131,6 +137,8 @@ impl AcmeError {
             AlreadyRevoked(_) => (StatusCode::BAD_REQUEST, "alreadyRevoked"),
             BadRevocationReason(_) => (StatusCode::BAD_REQUEST, "badRevocationReason"),
             KeyInUse { .. } => (StatusCode::CONFLICT, "malformed"),
+            ExternalAccountRequired(_) => (StatusCode::FORBIDDEN, "externalAccountRequired"),
+            RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rateLimited"),
             Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "serverInternal"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "serverInternal"),
         }
@@ -206,6 +214,9 @@ impl IntoResponse for AcmeError {
             && let Ok(v) = HeaderValue::from_str(location)
         {
             headers.insert(header::LOCATION, v);
+        }
+        if let AcmeError::RateLimited { retry_after, .. } = &self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
         }
         response
     }

@@ -233,6 +233,24 @@ async fn bad_requests(backend: Backend) {
     expect_problem(&r, 400, "rejectedIdentifier");
     assert_eq!(r.json["subproblems"][0]["identifier"]["value"], "bank.example.org");
 
+    // A CSR key weaker than the profile accepts, and an account key too weak to register.
+    let r = app
+        .put_json(
+            &format!("/api/v1/profiles/{}", acme.profile),
+            &app.operator,
+            &json!({"allowed_key_algorithms": [{"algorithm": "ECDSA", "min_size": 384}]}),
+        )
+        .await;
+    r.expect(200, None);
+    let order = alice.order(&["weak.svc.example.com"]).await;
+    order.expect(201, None);
+    expect_problem(&alice.finalize(&order.json, &["weak.svc.example.com"]).await, 400, "badCSR");
+    let new_account = carol.path("new-account");
+    let mut h = carol.header(&new_account).await;
+    h["jwk"] = json!({"kty": "RSA", "n": b64(&[0xc5u8; 128]), "e": "AQAB"});
+    let weak = carol.key.sign(h, Some(&json!({"termsOfServiceAgreed": true})));
+    expect_problem(&carol.post_raw(&new_account, weak.to_string()).await, 400, "badPublicKey");
+
     // An unknown profile.
     let r = app.get("/acme/profile/nope/directory", "").await;
     expect_problem(&r, 404, "malformed");

@@ -435,3 +435,58 @@ async fn certbot_standalone_http01_challenge() {
     assert!(sans.contains("DNS:localhost"), "{sans}");
     assert_eq!(server.acme_certificates().await.len(), 1);
 }
+
+/// External account binding with lego: a profile that requires it refuses lego without a key
+/// and registers it with `--eab --kid --hmac`; the key then names the account it bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lego_external_account_binding() {
+    if !peer("lego") || !peer("openssl") {
+        return;
+    }
+    let server = Server::start(free_port()).await;
+    let (status, list) = server.call(reqwest::Method::GET, "/api/v1/acme/profiles", None).await;
+    assert_eq!(status, 200, "{list}");
+    let b = list.as_array().unwrap().iter().find(|b| b["profile_id"] == "acme-default").unwrap().clone();
+    let body = json!({"issuer_id": b["issuer_id"], "owner_id": b["owner_id"], "team_id": b["team_id"],
+        "external_account_required": true});
+    let (status, json) = server.call(reqwest::Method::PUT, "/api/v1/acme/profiles/acme-default", Some(body)).await;
+    assert_eq!(status, 200, "{json}");
+    let (status, key) =
+        server.call(reqwest::Method::POST, "/api/v1/acme/eab-keys", Some(json!({"note": "lego"}))).await;
+    assert_eq!(status, 201, "{key}");
+    let (kid, hmac) = (key["kid"].as_str().unwrap(), key["hmac_key"].as_str().unwrap());
+
+    let path = server.dir.path().join("lego-eab");
+    let path_s = path.display().to_string();
+    let directory = format!("{}/acme/directory", server.url);
+    let port = format!("127.0.0.1:{}", free_port());
+    let env = [("LEGO_CA_CERTIFICATES", server.ca.as_path())];
+    let domain = "lego-eab.example.test";
+    let base = [
+        "--server",
+        directory.as_str(),
+        "--accept-tos",
+        "--email",
+        "ops@example.com",
+        "--domains",
+        domain,
+        "--path",
+        path_s.as_str(),
+        "--http",
+        "--http.port",
+        port.as_str(),
+    ];
+    let out = run("lego", &[&base[..], &["run"]].concat(), &env).await;
+    assert!(!out.status.success(), "lego registered without an EAB key");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    // lego reads meta.externalAccountRequired from the directory and stops before registering.
+    assert!(said.to_ascii_lowercase().contains("external account binding"), "{said}");
+
+    let out = run("lego", &[&base[..], &["--eab", "--kid", kid, "--hmac", hmac, "run"]].concat(), &env).await;
+    succeeded("lego run --eab", &out);
+    let certs = path.join("certificates");
+    verify_chain(&certs.join(format!("{domain}.crt")), &certs.join(format!("{domain}.issuer.crt")));
+    let (status, key) = server.call(reqwest::Method::GET, &format!("/api/v1/acme/eab-keys/{kid}"), None).await;
+    assert_eq!(status, 200, "{key}");
+    assert!(key["account_id"].as_str().is_some_and(|a| a.starts_with("acct-")), "{key}");
+}
