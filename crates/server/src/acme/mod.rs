@@ -9,13 +9,16 @@ pub mod admin;
 pub mod ari;
 pub mod challenge;
 pub mod directory;
+pub mod dns01;
 pub mod finalize;
 pub mod jws;
 pub mod nonce;
 pub mod order;
 pub mod problem;
 pub mod request;
+pub mod resolve;
 pub mod revoke;
+pub mod tls_alpn01;
 
 use axum::Router;
 use axum::extract::{Request, State};
