@@ -297,3 +297,44 @@ async fn uacme_tls_alpn01_issues_renews_and_revokes() {
     succeeded("uacme revoke", &exec(uacme(&["revoke", &cert_s])).await);
     assert_eq!(revoked_count(&server).await, 1);
 }
+
+/// The validators' DNS against a real DNS server: the TXT digest, the failures a client sees
+/// (no record, a wrong record, an unreachable resolver) and the SSRF guard on A answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_dns_through_challtestsrv() {
+    use certctl_server::acme::{dns01, resolve::ValidationDns};
+    if !peer("pebble-challtestsrv") {
+        return;
+    }
+    let logs = tempfile::tempdir().unwrap();
+    let srv = ChallTestSrv::start(&logs.path().join("challtestsrv.log")).await;
+    let dns = ValidationDns { server: Some(srv.dns), allow_loopback: true };
+    let ka = "token.thumbprint";
+    let set = |host: &'static str, value: String| {
+        let url = format!("http://{}/set-txt", srv.management);
+        async move {
+            let body = serde_json::json!({"host": host, "value": value});
+            let r = reqwest::Client::new().post(url).json(&body).send().await.unwrap();
+            assert!(r.status().is_success(), "set-txt: {}", r.status());
+        }
+    };
+    let missing = dns01::validate(&dns, "none.example.test", ka).await.unwrap_err();
+    assert_eq!((missing.kind, missing.detail.contains("no TXT record")), ("unauthorized", true), "{missing:?}");
+    set("_acme-challenge.wrong.example.test.", dns01::txt_value("token.other")).await;
+    let wrong = dns01::validate(&dns, "wrong.example.test", ka).await.unwrap_err();
+    assert_eq!(wrong.kind, "unauthorized", "{wrong:?}");
+    set("_acme-challenge.ok.example.test.", "unrelated".into()).await;
+    set("_acme-challenge.ok.example.test.", dns01::txt_value(ka)).await;
+    dns01::validate(&dns, "ok.example.test", ka).await.unwrap();
+
+    assert_eq!(dns.addresses("anything.test").await.unwrap(), ["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]);
+    let strict = ValidationDns { allow_loopback: false, ..dns };
+    let refused = strict.addresses("anything.test").await.unwrap_err();
+    assert_eq!(refused.kind, "connection", "{refused:?}");
+
+    // A resolver that never answers: a dns problem within the query timeout, not a hang.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dead = ValidationDns { server: Some(silent.local_addr().unwrap()), allow_loopback: true };
+    let e = dns01::validate(&dead, "ok.example.test", ka).await.unwrap_err();
+    assert_eq!(e.kind, "dns", "{e:?}");
+}
