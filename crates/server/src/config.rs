@@ -80,6 +80,11 @@ pub struct Config {
     pub acme_default_profile_id: Option<String>,
     /// The port http-01 validation dials (`CERTCTL_ACME_HTTP01_PORT`, 80; tests move it).
     pub acme_http01_port: u16,
+    /// The DNS server ACME validation asks (`CERTCTL_ACME_DNS_RESOLVER`, `ip:port`); the
+    /// system resolver when unset.
+    pub acme_dns_resolver: Option<SocketAddr>,
+    /// The port tls-alpn-01 validation dials (`CERTCTL_ACME_TLSALPN01_PORT`, 443; tests move it).
+    pub acme_tlsalpn01_port: u16,
 }
 
 /// Every setting: TOML key (the variable name without `CERTCTL_`, lower case) and default.
@@ -131,6 +136,8 @@ const SETTINGS: &[(&str, Option<&str>)] = &[
     ("acme_gc_interval", Some("1m")),
     ("acme_default_profile_id", None),
     ("acme_http01_port", Some("80")),
+    ("acme_dns_resolver", None),
+    ("acme_tlsalpn01_port", Some("443")),
 ];
 
 /// The settings that declare notification channels, handed to the notifier as given.
@@ -311,6 +318,8 @@ impl RawSettings {
             acme_gc_interval: self.required("acme_gc_interval", parse_duration)?,
             acme_default_profile_id: self.get("acme_default_profile_id"),
             acme_http01_port: self.required("acme_http01_port", parse_port)?,
+            acme_dns_resolver: self.parse("acme_dns_resolver", parse_resolver)?,
+            acme_tlsalpn01_port: self.required("acme_tlsalpn01_port", parse_port)?,
             data_dir,
         })
     }
@@ -318,6 +327,14 @@ impl RawSettings {
 
 fn parse_addr(v: &str) -> Result<SocketAddr, String> {
     v.parse().map_err(|_| format!("'{v}' is not an IP:port address"))
+}
+
+/// A DNS server as `ip:port`, or a bare IP on port 53.
+fn parse_resolver(v: &str) -> Result<SocketAddr, String> {
+    if let Ok(ip) = v.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    v.parse().map_err(|_| format!("'{v}' is not a DNS server address (ip:port)"))
 }
 
 fn parse_port(v: &str) -> Result<u16, String> {
@@ -375,6 +392,14 @@ mod tests {
         assert_eq!(c.notification_max_attempts, 5);
         assert!(!c.digest_enabled);
         assert_eq!(c.digest_interval, Duration::from_secs(86_400));
+        assert_eq!(c.acme_dns_resolver, None);
+        assert_eq!(c.acme_tlsalpn01_port, 443);
+        let c =
+            load(&[("CERTCTL_ACME_DNS_RESOLVER", "127.0.0.1:8053"), ("CERTCTL_ACME_TLSALPN01_PORT", "5001")]).unwrap();
+        assert_eq!(c.acme_dns_resolver, Some("127.0.0.1:8053".parse().unwrap()));
+        assert_eq!(c.acme_tlsalpn01_port, 5001);
+        let c = load(&[("CERTCTL_ACME_DNS_RESOLVER", "::1")]).unwrap();
+        assert_eq!(c.acme_dns_resolver, Some("[::1]:53".parse().unwrap()));
     }
 
     #[test]
@@ -395,6 +420,13 @@ mod tests {
         assert_eq!(e.var, "CERTCTL_DIGEST_INTERVAL");
         let e = load(&[("CERTCTL_DIGEST_ENABLED", "maybe")]).unwrap_err();
         assert_eq!(e.var, "CERTCTL_DIGEST_ENABLED");
+        let e = load(&[("CERTCTL_ACME_DNS_RESOLVER", "dns.example.com:53")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "CERTCTL_ACME_DNS_RESOLVER: 'dns.example.com:53' is not a DNS server address (ip:port)"
+        );
+        let e = load(&[("CERTCTL_ACME_TLSALPN01_PORT", "0")]).unwrap_err();
+        assert_eq!(e.var, "CERTCTL_ACME_TLSALPN01_PORT");
     }
 
     #[test]

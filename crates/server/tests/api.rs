@@ -10,6 +10,8 @@ mod acme;
 mod acme_client;
 #[path = "api/acme_peers.rs"]
 mod acme_peers;
+#[path = "api/acme_peers_challenges.rs"]
+mod acme_peers_challenges;
 #[path = "api/acme_policy.rs"]
 mod acme_policy;
 #[path = "api/agent_protocol.rs"]

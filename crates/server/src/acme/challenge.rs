@@ -1,8 +1,10 @@
 //! Challenges (RFC 8555 §7.5.1, §8): a client's "ready" starts validation in the background
-//! and the client polls the authorization. http-01 dials the identifier through the same SSRF
-//! guard as every outbound dial (loopback and link-local refused unless
-//! `CERTCTL_ALLOW_LOOPBACK_TARGETS`), follows at most a few redirects, and compares the body
-//! with the key authorization. One failed attempt makes the challenge invalid.
+//! and the client polls the authorization. http-01 (here), dns-01 ([`super::dns01`]) and
+//! tls-alpn-01 ([`super::tls_alpn01`]) resolve names through [`ValidationDns`] and dial only
+//! addresses the SSRF guard allows (loopback and link-local refused unless
+//! `CERTCTL_ALLOW_LOOPBACK_TARGETS`). http-01 follows at most a few redirects and compares the
+//! body with the key authorization. One failed attempt makes the challenge invalid, with the
+//! RFC 8555 problem that says why on the challenge.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -13,12 +15,13 @@ use axum::response::Response;
 
 use certctl_store::{AcmeAuthz, AcmeChallenge, ChallengeStatus};
 
-use super::order::challenge_doc;
+use super::order::{Identifier, challenge_doc};
 use super::problem::{AcmeError, AcmeResult};
 use super::request::ByKid;
-use super::resource;
+use super::resolve::{ResolveError, ValidationDns};
+use super::{dns01, resource, tls_alpn01};
 use crate::AppState;
-use crate::notify::guard::{GuardedResolver, check_literal};
+use crate::notify::guard::check_literal;
 
 /// How long one validation may take, connection and body included.
 const VALIDATION_TIMEOUT: Duration = Duration::from_secs(20);
@@ -29,13 +32,14 @@ const MAX_REDIRECTS: usize = 5;
 
 /// Why a validation failed, as the RFC 8555 error type the challenge records.
 #[derive(Debug)]
-struct Failure {
-    kind: &'static str,
-    detail: String,
+pub struct Failure {
+    /// The error type without its `urn:ietf:params:acme:error:` namespace.
+    pub kind: &'static str,
+    pub detail: String,
 }
 
 impl Failure {
-    fn new(kind: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(kind: &'static str, detail: impl Into<String>) -> Self {
         Failure { kind, detail: detail.into() }
     }
 
@@ -103,15 +107,45 @@ async fn validate_in_background(s: AppState, authz: AcmeAuthz, challenge: AcmeCh
 }
 
 async fn validate(s: &AppState, authz: &AcmeAuthz, c: &AcmeChallenge, key_authorization: &str) -> Result<(), Failure> {
+    let dns = ValidationDns::new(&s.config);
+    let id = Identifier::parse(&authz.identifier)
+        .map_err(|p| Failure::new("serverInternal", format!("stored identifier: {}", p.detail)))?;
+    let id = match id {
+        Identifier::Dns { name, .. } => Identifier::Dns { name, wildcard: authz.wildcard },
+        ip => ip,
+    };
     match c.kind.as_str() {
-        "http-01" => http01(s, &authz.identifier.value, &c.token, key_authorization).await,
+        "http-01" => http01(s, &dns, &authz.identifier.value, &c.token, key_authorization).await,
+        "dns-01" => match &id {
+            Identifier::Dns { name, .. } => dns01::validate(&dns, name, key_authorization).await,
+            Identifier::Ip(_) => Err(Failure::new("malformed", "dns-01 cannot prove an IP address")),
+        },
+        "tls-alpn-01" => tls_alpn01::validate(&dns, &id, s.config.acme_tlsalpn01_port, key_authorization).await,
         other => Err(Failure::new("serverInternal", format!("challenge type {other} is not validated by this server"))),
     }
 }
 
+/// The problem a failed HTTP request stands for: the resolver's own when resolution failed.
+fn request_failure(url: &reqwest::Url, e: &reqwest::Error) -> Failure {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(ResolveError(f)) = err.downcast_ref::<ResolveError>() {
+            return Failure::new(f.kind, f.detail.clone());
+        }
+        source = err.source();
+    }
+    Failure::new("connection", format!("{url}: {e}"))
+}
+
 /// RFC 8555 §8.3.
-async fn http01(s: &AppState, host: &str, token: &str, key_authorization: &str) -> Result<(), Failure> {
-    let allow_loopback = s.config.allow_loopback_targets;
+async fn http01(
+    s: &AppState,
+    dns: &ValidationDns,
+    host: &str,
+    token: &str,
+    key_authorization: &str,
+) -> Result<(), Failure> {
+    let allow_loopback = dns.allow_loopback;
     let authority = match host.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
         _ => host.to_owned(),
@@ -132,14 +166,13 @@ async fn http01(s: &AppState, host: &str, token: &str, key_authorization: &str) 
         }
     });
     let client = reqwest::Client::builder()
-        .dns_resolver(std::sync::Arc::new(GuardedResolver { allow_loopback }))
+        .dns_resolver(std::sync::Arc::new(*dns))
         .redirect(redirects)
         .timeout(VALIDATION_TIMEOUT)
         .user_agent("certctl-acme-validator")
         .build()
         .map_err(|e| Failure::new("serverInternal", format!("HTTP client: {e}")))?;
-    let mut response =
-        client.get(url.clone()).send().await.map_err(|e| Failure::new("connection", format!("{url}: {e}")))?;
+    let mut response = client.get(url.clone()).send().await.map_err(|e| request_failure(&url, &e))?;
     if response.status() != reqwest::StatusCode::OK {
         return Err(Failure::new("unauthorized", format!("{url} answered {}", response.status())));
     }

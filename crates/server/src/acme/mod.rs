@@ -9,6 +9,7 @@ pub mod admin;
 pub mod ari;
 pub mod challenge;
 pub mod directory;
+pub mod dns01;
 pub mod eab;
 pub mod finalize;
 pub mod gc;
@@ -18,7 +19,9 @@ pub mod order;
 pub mod problem;
 pub mod ratelimit;
 pub mod request;
+pub mod resolve;
 pub mod revoke;
+pub mod tls_alpn01;
 
 use axum::Router;
 use axum::extract::{Request, State};

@@ -167,13 +167,14 @@ fn token() -> AcmeResult<String> {
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// The challenges offered for an identifier: dns-01 always (the only one for wildcards),
-/// http-01 for non-wildcard names and for addresses (RFC 8738 forbids dns-01 for IPs).
-fn offered(id: &Identifier) -> &'static [&'static str] {
+/// The challenges offered for an identifier: dns-01 only for wildcards (RFC 8555 §7.1.3),
+/// http-01, dns-01 and tls-alpn-01 for other names, http-01 and tls-alpn-01 for addresses
+/// (RFC 8738 §7 forbids dns-01 for IPs).
+pub fn offered(id: &Identifier) -> &'static [&'static str] {
     match id {
         Identifier::Dns { wildcard: true, .. } => &["dns-01"],
-        Identifier::Dns { .. } => &["http-01", "dns-01"],
-        Identifier::Ip(_) => &["http-01"],
+        Identifier::Dns { .. } => &["http-01", "dns-01", "tls-alpn-01"],
+        Identifier::Ip(_) => &["http-01", "tls-alpn-01"],
     }
 }
 

@@ -286,8 +286,9 @@ async fn acme_key_change() {
     app.finish().await;
 }
 
-/// Challenge mode: orders wait for validation, offer http-01 and dns-01 (dns-01 alone for
-/// wildcards) with 256-bit tokens, and cannot be finalized before.
+/// Challenge mode: orders wait for validation, offer http-01, dns-01 and tls-alpn-01 for names
+/// (dns-01 alone for wildcards, no dns-01 for addresses) with 256-bit tokens, and cannot be
+/// finalized before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acme_challenge_mode_orders_wait() {
     let app = TestApp::new().await;
@@ -299,9 +300,14 @@ async fn acme_challenge_mode_orders_wait() {
     assert_eq!(order.json["status"], "pending");
     let plain = client.post(&local(order.json["authorizations"][0].as_str().unwrap()), None).await;
     assert_eq!(plain.json["status"], "pending");
-    let kinds: Vec<&str> =
-        plain.json["challenges"].as_array().unwrap().iter().map(|c| c["type"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["http-01", "dns-01"]);
+    let kinds = |authz: &serde_json::Value| -> Vec<String> {
+        authz["challenges"].as_array().unwrap().iter().map(|c| c["type"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(kinds(&plain.json), ["http-01", "dns-01", "tls-alpn-01"]);
+    let ip_order = order_ip(&client, "192.0.2.10").await;
+    ip_order.expect(201, None);
+    let by_ip = client.post(&local(ip_order.json["authorizations"][0].as_str().unwrap()), None).await;
+    assert_eq!(kinds(&by_ip.json), ["http-01", "tls-alpn-01"]);
     let token = plain.json["challenges"][0]["token"].as_str().unwrap();
     assert!(token.len() >= 43, "at least 256 bits of token: {token}");
     let wildcard = client.post(&local(order.json["authorizations"][1].as_str().unwrap()), None).await;
@@ -385,5 +391,48 @@ async fn acme_renewal_info() {
     let wrong_aki = format!("{}.{}", b64(b"not the CA"), b64(cert.raw_serial()));
     expect_problem(&app.get(&format!("{renewal_info}/{wrong_aki}"), "").await, 404, "malformed");
     expect_problem(&app.get(&format!("{renewal_info}/nodot"), "").await, 400, "malformed");
+    app.finish().await;
+}
+
+/// An order for one IP address (RFC 8738).
+async fn order_ip(client: &Client<'_>, ip: &str) -> crate::harness::Reply {
+    let ids = json!({"identifiers": [{"type": "ip", "value": ip}]});
+    client.post(&client.path("new-order"), Some(&ids)).await
+}
+
+/// A failed validation makes the challenge, the authorization and the order invalid, with the
+/// RFC 8555 problem on the challenge. The default configuration refuses loopback targets, so
+/// tls-alpn-01 and http-01 for 127.0.0.1 fail at the SSRF guard without any dial.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acme_failed_validation_is_recorded() {
+    let app = TestApp::new().await;
+    let acme = setup(&app, "failing", "challenge").await;
+    let mut client = Client::new(&app, &acme, Key::p256());
+    client.register().await.expect(201, None);
+    for kind in ["tls-alpn-01", "http-01"] {
+        let order = order_ip(&client, "127.0.0.1").await;
+        order.expect(201, None);
+        let authz_url = local(order.json["authorizations"][0].as_str().unwrap());
+        let authz = client.post(&authz_url, None).await;
+        let challenge = authz.json["challenges"].as_array().unwrap().iter().find(|c| c["type"] == kind).unwrap();
+        let r = client.post(&local(challenge["url"].as_str().unwrap()), Some(&json!({}))).await;
+        r.expect(200, None);
+        let mut authz = client.post(&authz_url, None).await;
+        for _ in 0..100 {
+            if authz.json["status"] != "pending" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            authz = client.post(&authz_url, None).await;
+        }
+        assert_eq!(authz.json["status"], "invalid", "{kind}: {}", authz.json);
+        let tried = authz.json["challenges"].as_array().unwrap().iter().find(|c| c["type"] == kind).unwrap();
+        assert_eq!(tried["status"], "invalid");
+        assert_eq!(tried["error"]["type"], "urn:ietf:params:acme:error:connection", "{kind}: {tried}");
+        assert!(tried["error"]["detail"].as_str().unwrap().contains("loopback"), "{tried}");
+        let order =
+            client.post(&local(order.json["finalize"].as_str().unwrap().trim_end_matches("/finalize")), None).await;
+        assert_eq!(order.json["status"], "invalid", "{}", order.json);
+    }
     app.finish().await;
 }

@@ -1,11 +1,16 @@
 //! Real ACME clients against a real certctl-server over TLS: certbot and lego register, issue,
-//! renew and revoke; every certificate chains to the issuing CA (`openssl verify`) and shows
-//! in the inventory. A missing client skips the test with a reason, except in CI, where it fails.
+//! renew and revoke, on SQLite and (certbot) on PostgreSQL; every certificate chains to the
+//! issuing CA (`openssl verify`) and shows in the inventory. A missing client skips the test
+//! with a reason, except in CI, where it fails. The challenge types with a DNS server of their
+//! own are in `acme_peers_challenges.rs`.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
+use certctl_store::Backend;
+use certctl_store::testing::TestDb;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -17,6 +22,25 @@ pub struct Server {
     pub ca: PathBuf,
     pub dir: TempDir,
     pub http: reqwest::Client,
+    /// The PostgreSQL database, dropped with the server; `None` on SQLite.
+    _db: Option<TestDb>,
+}
+
+/// Where a test server keeps its data and how it validates challenges.
+pub struct Setup {
+    pub backend: Backend,
+    /// The port http-01 validation dials.
+    pub http01_port: u16,
+    /// The port tls-alpn-01 validation dials.
+    pub tlsalpn01_port: u16,
+    /// The DNS server validation asks (`CERTCTL_ACME_DNS_RESOLVER`); the system's when `None`.
+    pub dns_resolver: Option<SocketAddr>,
+}
+
+impl Setup {
+    pub fn new(http01_port: u16) -> Setup {
+        Setup { backend: Backend::Sqlite, http01_port, tlsalpn01_port: free_port(), dns_resolver: None }
+    }
 }
 
 /// A free TCP port on 127.0.0.1.
@@ -26,10 +50,16 @@ pub fn free_port() -> u16 {
 
 /// Whether `binary` runs; when not, skips (prints why) or, in CI, fails.
 pub fn peer(binary: &str) -> bool {
-    // openssl alone spells it without dashes.
-    let arg = if binary == "openssl" { "version" } else { "--version" };
+    // How each peer prints its version; uacme and ualpn print it and exit non-zero, so for
+    // them starting at all is the proof.
+    let (arg, any_status) = match binary {
+        "openssl" => ("version", false),
+        "pebble-challtestsrv" => ("-h", false),
+        "uacme" | "ualpn" => ("-V", true),
+        _ => ("--version", false),
+    };
     let why = match std::process::Command::new(binary).arg(arg).output() {
-        Ok(o) if o.status.success() => return true,
+        Ok(o) if o.status.success() || any_status => return true,
         Ok(o) => format!("`{binary} {arg}` exited with {}", o.status),
         Err(e) => format!("`{binary}` cannot be run: {e}"),
     };
@@ -41,20 +71,39 @@ pub fn peer(binary: &str) -> bool {
 }
 
 impl Server {
-    /// Starts a server whose default ACME profile is `acme-default` (trust_authenticated) and
-    /// binds it, plus `acme-challenge` (challenge mode), to a fresh local-CA issuer.
-    /// http-01 validation dials `http01_port` on loopback.
+    /// Starts a server on SQLite; http-01 validation dials `http01_port` on loopback.
     pub async fn start(http01_port: u16) -> Server {
+        Server::launch(Setup::new(http01_port)).await.expect("SQLite is always available")
+    }
+
+    /// Starts a server whose default ACME profile is `acme-default` (trust_authenticated) and
+    /// binds it, plus `acme-challenge` (challenge mode), to a fresh local-CA issuer. `None`
+    /// when the backend is not available to tests (PostgreSQL unconfigured outside CI).
+    pub async fn launch(setup: Setup) -> Option<Server> {
         let dir = tempfile::Builder::new().prefix("certctl-acme-peers-").tempdir().unwrap();
+        let db = match setup.backend {
+            Backend::Postgres => Some(TestDb::postgres().await?),
+            Backend::Sqlite => None,
+        };
         let port = free_port();
         let key = certctl_server::auth::generate_key();
         let mut raw = certctl_server::config::RawSettings::default();
         raw.set("data_dir", dir.path().display().to_string());
-        raw.set("database_url", format!("sqlite://{}/certctl.db", dir.path().display()));
+        match &db {
+            Some(db) => {
+                raw.set("database_url", db.url());
+                raw.set("database_max_connections", "4");
+            }
+            None => raw.set("database_url", format!("sqlite://{}/certctl.db", dir.path().display())),
+        }
         raw.set("listen", format!("127.0.0.1:{port}"));
         raw.set("bootstrap_api_key", key.clone());
         raw.set("acme_default_profile_id", "acme-default");
-        raw.set("acme_http01_port", http01_port.to_string());
+        raw.set("acme_http01_port", setup.http01_port.to_string());
+        raw.set("acme_tlsalpn01_port", setup.tlsalpn01_port.to_string());
+        if let Some(resolver) = setup.dns_resolver {
+            raw.set("acme_dns_resolver", resolver.to_string());
+        }
         raw.set("allow_loopback_targets", "true");
         // Certificates then name a plain-HTTP OCSP responder that openssl can ask.
         raw.set("pki_http_listen", format!("127.0.0.1:{}", free_port()));
@@ -80,9 +129,9 @@ impl Server {
             assert!(std::time::Instant::now() < deadline, "certctl-server did not come up");
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
-        let server = Server { url, key, ca, dir, http };
+        let server = Server { url, key, ca, dir, http, _db: db };
         server.bind_profiles().await;
-        server
+        Some(server)
     }
 
     pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -186,10 +235,19 @@ pub fn verify_chain(leaf: &Path, chain: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certbot_issues_renews_and_revokes() {
+    certbot_flow(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certbot_issues_renews_and_revokes_on_postgres() {
+    certbot_flow(Backend::Postgres).await;
+}
+
+async fn certbot_flow(backend: Backend) {
     if !peer("certbot") || !peer("openssl") {
         return;
     }
-    let server = Server::start(free_port()).await;
+    let Some(server) = Server::launch(Setup { backend, ..Setup::new(free_port()) }).await else { return };
     let work = server.dir.path().join("certbot");
     let (config, workdir, logs) = (work.join("config"), work.join("work"), work.join("logs"));
     let dirs = |extra: &[&str]| -> Vec<String> {
