@@ -22,6 +22,7 @@ pub mod secrets;
 pub mod seed;
 mod telemetry;
 pub mod tls;
+pub mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,10 +91,15 @@ async fn request_id(req: Request, next: Next) -> Response {
 /// The complete HTTP application.
 pub fn router(state: AppState) -> Router {
     let (api, _) = api::router(state.clone()).split_for_parts();
-    api.route("/.well-known/pki/ocsp/{issuer_id}/{*request}", axum::routing::get(api::authorities::ocsp_get))
+    let rest: Router = api.with_state(state.clone());
+    let protocols: Router = Router::new()
+        .route("/.well-known/pki/ocsp/{issuer_id}/{*request}", axum::routing::get(api::authorities::ocsp_get))
         .merge(acme::router(state.clone()))
+        .with_state(state.clone());
+    rest.clone()
+        .merge(protocols)
+        .merge(web::router(state.clone(), rest))
         .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
-        .with_state(state.clone())
         // Inside the router's layers so the matched route template is known.
         .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track_http))
         .layer(axum::middleware::from_fn(request_id))

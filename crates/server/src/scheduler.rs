@@ -142,6 +142,21 @@ impl Scheduler {
                 }
             },
         );
+        spawn_loop(
+            &mut tasks,
+            stopped.clone(),
+            "web_sessions",
+            Duration::from_secs(600),
+            Duration::from_secs(60),
+            None,
+            {
+                let s = s.clone();
+                move || {
+                    let s = s.clone();
+                    async move { prune_web_sessions(&s).await }
+                }
+            },
+        );
         if cfg.digest_enabled {
             let every = cfg.digest_interval;
             spawn_loop(&mut tasks, stopped.clone(), "digest", every, Duration::from_secs(300), None, {
@@ -190,6 +205,22 @@ async fn mark_silent_agents(s: &AppState) {
         Ok(ids) if !ids.is_empty() => tracing::info!(agents = ?ids, "agents marked offline after missing heartbeats"),
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "marking silent agents offline failed"),
+    }
+}
+
+/// Deletes expired dashboard sessions in bounded batches; a lookup already ignores them, so
+/// this only keeps the table small.
+async fn prune_web_sessions(s: &AppState) {
+    const BATCH: i64 = 1_000;
+    for _ in 0..100 {
+        match s.store.prune_web_sessions(s.clock.now(), BATCH).await {
+            Ok(n) if n < BATCH as u64 => return,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "pruning expired dashboard sessions failed");
+                return;
+            }
+        }
     }
 }
 

@@ -50,6 +50,8 @@ mod issuers;
 mod jobs;
 #[path = "api/lifecycle_audit.rs"]
 mod lifecycle_audit;
+#[path = "api/live.rs"]
+mod live;
 #[path = "api/meta.rs"]
 mod meta;
 #[path = "api/metrics.rs"]
@@ -76,3 +78,7 @@ mod revocation;
 mod stats;
 #[path = "api/targets.rs"]
 mod targets;
+#[path = "api/web.rs"]
+mod web;
+#[path = "api/web_browser.rs"]
+mod web_browser;

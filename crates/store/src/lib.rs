@@ -36,6 +36,7 @@ mod targets;
 #[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod testing;
+mod web_sessions;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -73,6 +74,7 @@ pub use paging::{Listing, Paging};
 pub use policies::DEFAULT_RENEWAL_POLICY_ID;
 pub use stats::{EXPIRING_WINDOW, InventoryCounts, NOTIFICATION_STATUSES, ONLINE_WINDOW, OPEN_JOB_STATUSES};
 pub use targets::{NewTarget, TargetChanges};
+pub use web_sessions::WebSession;
 
 use sql::Conn;
 

@@ -64,6 +64,7 @@ backend_tests! {
         organization::times_keep_microseconds,
         api_keys::api_key_lifecycle,
         api_keys::api_key_duplicates_conflict,
+        api_keys::web_sessions_expire_end_and_die_with_their_key,
         audit::every_mutation_writes_one_audit_row,
         audit::failed_mutations_write_no_audit_row,
         audit::database_rejects_update_and_delete_of_audit_rows,

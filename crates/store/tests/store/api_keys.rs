@@ -50,3 +50,30 @@ pub async fn api_key_duplicates_conflict(db: &TestDb) {
     assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
     assert_eq!(store.count_api_keys().await.unwrap(), 1);
 }
+
+pub async fn web_sessions_expire_end_and_die_with_their_key(db: &TestDb) {
+    let store = db.store().await;
+    let admin = store.create_api_key(&key("alice", Role::Admin, H1), &Actor::system(), T0).await.unwrap();
+    let viewer = store.create_api_key(&key("bob", Role::Viewer, H2), &Actor::system(), T0).await.unwrap();
+    store.create_web_session("s1", &admin.id, "csrf-1", T0, at(100)).await.unwrap();
+    store.create_web_session("s2", &viewer.id, "csrf-2", T0, at(100)).await.unwrap();
+    store.create_web_session("s3", &admin.id, "csrf-3", T0, at(10)).await.unwrap();
+
+    let s1 = store.web_session("s1", at(50)).await.unwrap().expect("a live session is found");
+    assert_eq!((s1.key_name.as_str(), s1.role, s1.csrf_token.as_str()), ("alice", Role::Admin, "csrf-1"));
+    assert_eq!(s1.expires_at, at(100));
+    assert_eq!(store.web_session("s1", at(100)).await.unwrap(), None, "a session ends at its expiry");
+    assert_eq!(store.web_session("unknown", at(1)).await.unwrap(), None);
+
+    assert_eq!(store.prune_web_sessions(at(50), 100).await.unwrap(), 1, "only the expired session is pruned");
+    assert_eq!(store.web_session("s3", at(5)).await.unwrap(), None);
+
+    store.delete_web_session("s2").await.unwrap();
+    assert_eq!(store.web_session("s2", at(1)).await.unwrap(), None, "sign-out ends the session");
+    store.delete_web_session("s2").await.unwrap();
+
+    store.create_web_session("s4", &viewer.id, "csrf-4", T0, at(100)).await.unwrap();
+    store.delete_api_key(&viewer.id, &Actor::user("root"), at(2)).await.unwrap();
+    assert_eq!(store.web_session("s4", at(3)).await.unwrap(), None, "deleting the key ends its sessions");
+    assert!(store.web_session("s1", at(3)).await.unwrap().is_some(), "other keys' sessions live on");
+}

@@ -1,0 +1,123 @@
+//! The dashboard's way into the REST API: in-process calls made as the signed-in key.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use super::Web;
+use super::page::WebError;
+use super::session::Session;
+use crate::auth::DashboardCaller;
+
+/// Largest REST answer a page reads (a full page of 500 certificates fits easily).
+const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
+
+/// A refused write: the API's status and its message, which names the field at fault.
+#[derive(Debug, Clone)]
+pub struct ApiFailure {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiFailure {
+    /// The form field the message blames (`"owner_id: unknown owner"` → `owner_id`), if any.
+    pub fn field(&self) -> Option<&str> {
+        let (head, _) = self.message.split_once(':')?;
+        let head = head.trim();
+        let plain = !head.is_empty() && head.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.[]".contains(&b));
+        plain.then_some(head)
+    }
+}
+
+impl From<ApiFailure> for WebError {
+    fn from(f: ApiFailure) -> Self {
+        WebError::Api { status: f.status, message: f.message }
+    }
+}
+
+impl Web {
+    /// Calls the REST API as the session's key; returns the status and the body.
+    async fn call(
+        &self,
+        session: &Session,
+        method: Method,
+        uri: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Vec<u8>), WebError> {
+        let mut req = Request::builder().method(method).uri(uri);
+        let body = match body {
+            Some(v) => {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+                Body::from(serde_json::to_vec(v).map_err(|e| WebError::Render(e.to_string()))?)
+            }
+            None => Body::empty(),
+        };
+        let mut req = req.body(body).map_err(|e| WebError::Render(format!("bad internal request {uri}: {e}")))?;
+        req.extensions_mut().insert(DashboardCaller(session.principal.clone()));
+        let response = match self.api.clone().oneshot(req).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        };
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), MAX_ANSWER_BYTES)
+            .await
+            .map_err(|e| WebError::Render(format!("reading {uri}: {e}")))?;
+        Ok((status, bytes.to_vec()))
+    }
+
+    /// GETs `uri` and decodes the answer; a refusal becomes the error page.
+    pub async fn get<T: DeserializeOwned>(&self, session: &Session, uri: &str) -> Result<T, WebError> {
+        let (status, body) = self.call(session, Method::GET, uri, None).await?;
+        if !status.is_success() {
+            return Err(failure(status, &body).into());
+        }
+        serde_json::from_slice(&body).map_err(|e| WebError::Render(format!("decoding {uri}: {e}")))
+    }
+
+    /// GETs `uri` as raw bytes (exports).
+    pub async fn get_raw(&self, session: &Session, uri: &str) -> Result<Vec<u8>, WebError> {
+        let (status, body) = self.call(session, Method::GET, uri, None).await?;
+        if !status.is_success() {
+            return Err(failure(status, &body).into());
+        }
+        Ok(body)
+    }
+
+    /// Sends a write; a refusal comes back as [`ApiFailure`] so the form can show it.
+    pub async fn send(
+        &self,
+        session: &Session,
+        method: Method,
+        uri: &str,
+        body: &Value,
+    ) -> Result<Result<Value, ApiFailure>, WebError> {
+        let (status, bytes) = self.call(session, method, uri, Some(body)).await?;
+        if !status.is_success() {
+            return Ok(Err(failure(status, &bytes)));
+        }
+        Ok(Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+    }
+}
+
+fn failure(status: StatusCode, body: &[u8]) -> ApiFailure {
+    let message = serde_json::from_slice::<certctl_api::ErrorBody>(body)
+        .map(|b| b.message)
+        .unwrap_or_else(|_| String::from_utf8_lossy(body).chars().take(500).collect());
+    ApiFailure { status, message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_blamed_field_is_the_message_prefix() {
+        let f = |m: &str| ApiFailure { status: StatusCode::BAD_REQUEST, message: m.into() };
+        assert_eq!(f("owner_id: unknown owner 'o-x'").field(), Some("owner_id"));
+        assert_eq!(f("config.cert_path: required").field(), Some("config.cert_path"));
+        assert_eq!(f("the certificate is revoked: nothing to renew").field(), None);
+        assert_eq!(f("no colon here").field(), None);
+    }
+}

@@ -1,0 +1,63 @@
+//! The dashboard: server-rendered pages on the same origin as the API.
+//!
+//! Pages read and write through the REST API itself, called in process with the signed-in
+//! session's key ([`crate::auth::DashboardCaller`]), so every rule the API enforces (roles,
+//! validation, audit) holds in the browser too and no capability has two implementations.
+//! Sessions are server-side rows behind an HTTP-only, SameSite=Strict cookie; every form
+//! carries the session's CSRF token; the Content-Security-Policy allows no inline script.
+
+mod api_call;
+mod assets;
+mod certificates;
+mod charts;
+mod dashboard;
+mod form;
+mod notifications;
+mod page;
+mod session;
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::routing::{get, post};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::AppState;
+
+pub use session::SESSION_COOKIE;
+
+/// What dashboard handlers share: the application and the REST API they call in process.
+#[derive(Clone)]
+pub struct Web {
+    pub app: AppState,
+    pub api: Router,
+}
+
+/// Scripts and styles come only from this origin, nothing may frame the pages, and forms post
+/// only back to it.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The dashboard's routes; `api` is the REST router the pages call.
+pub fn router(app: AppState, api: Router) -> Router {
+    let web = Web { app, api };
+    Router::new()
+        .route("/", get(dashboard::show))
+        .route("/login", get(session::login_page).post(session::login))
+        .route("/logout", post(session::logout))
+        .route("/certificates", get(certificates::list).post(certificates::create))
+        .route("/certificates/new", get(certificates::new_form))
+        .route("/certificates/bulk", post(certificates::bulk))
+        .route("/certificates/{id}", get(certificates::detail))
+        .route("/certificates/{id}/renew", post(certificates::renew))
+        .route("/certificates/{id}/revoke", post(certificates::revoke))
+        .route("/certificates/{id}/export.pem", get(certificates::export_pem))
+        .route("/notifications", get(notifications::list))
+        .route("/notifications/{id}/requeue", post(notifications::requeue))
+        .route("/static/{file}", get(assets::serve))
+        .with_state(web)
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+}
