@@ -38,6 +38,8 @@ fn available(binary: &str) -> bool {
 struct Pebble {
     directory: String,
     management: String,
+    /// pebble-challtestsrv's management API (`/set-txt`, `/clear-txt`).
+    challtest: String,
     /// The CA of pebble's TLS certificate, to trust pebble's HTTPS.
     tls_ca_pem: String,
     http: reqwest::Client,
@@ -59,6 +61,11 @@ fn spawn(program: &str, args: &[&str], env: &[(&str, &str)], logs: &Path) -> Chi
 
 impl Pebble {
     async fn start(always_valid: bool, http_port: u16) -> Pebble {
+        Pebble::start_with(always_valid, http_port, None).await
+    }
+
+    /// `eab`: the key ID and base64url HMAC key pebble then requires every new account to bind.
+    async fn start_with(always_valid: bool, http_port: u16, eab: Option<(&str, &str)>) -> Pebble {
         let dir = tempfile::Builder::new().prefix("certctl-pebble-").tempdir().unwrap();
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -75,13 +82,17 @@ impl Pebble {
         std::fs::write(&key_path, key.serialize_pem()).unwrap();
 
         let (listen, management, dns) = (free_port(), free_port(), free_port());
-        let config = json!({"pebble": {
+        let mut config = json!({"pebble": {
             "listenAddress": format!("127.0.0.1:{listen}"),
             "managementListenAddress": format!("127.0.0.1:{management}"),
             "certificate": cert_path, "privateKey": key_path,
             "httpPort": http_port, "tlsPort": free_port(),
             "ocspResponderURL": "", "externalAccountBindingRequired": false,
         }});
+        if let Some((kid, key)) = eab {
+            config["pebble"]["externalAccountBindingRequired"] = json!(true);
+            config["pebble"]["externalAccountMACKeys"] = json!({ kid: key });
+        }
         let config_path = dir.path().join("pebble.json");
         std::fs::write(&config_path, config.to_string()).unwrap();
         let dns_addr = format!("127.0.0.1:{dns}");
@@ -131,6 +142,7 @@ impl Pebble {
         Pebble {
             directory,
             management: format!("https://127.0.0.1:{management}"),
+            challtest: format!("http://{challtest_mgmt}"),
             tls_ca_pem,
             http,
             _dir: dir,
@@ -444,4 +456,71 @@ async fn acme_issuer_config_errors_name_the_field_on_sqlite() {
 #[tokio::test]
 async fn acme_issuer_config_errors_name_the_field_on_postgres() {
     config_errors_on(Backend::Postgres).await;
+}
+
+/// The HMAC key pebble holds for `kid-1` (base64url, as CAs hand them out).
+const EAB_KEY: &str = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pebble_requires_the_bound_account_and_validates_dns01_through_hooks() {
+    if !available("pebble") || !available("pebble-challtestsrv") || !available("curl") {
+        return;
+    }
+    let Some(ssl) = Openssl::new() else { return };
+    let pebble = Pebble::start_with(false, free_port(), Some(("kid-1", EAB_KEY))).await;
+    let root = pebble.root().await;
+    let app = client_app(Backend::Sqlite).await.unwrap();
+    let prof = server_profile(&app, "acme server keys").await;
+
+    // Without the binding pebble refuses the account, and the job says so.
+    let unbound = acme_issuer(
+        &app,
+        "unbound",
+        pebble.issuer_config(json!({"http01_listen": format!("127.0.0.1:{}", free_port())})),
+    )
+    .await;
+    let id = acme_certificate(&app, "unbound", &unbound, Some(&prof)).await;
+    let job = renew(&app, &id).await;
+    drain_jobs(&app.state).await;
+    let job = job_of(&app, job["id"].as_str().unwrap()).await;
+    let error = job["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("creating the ACME account failed") && error.contains("externalAccount"), "{job}");
+    assert!(app.store.acme_issuer_account(&unbound).await.unwrap().is_none());
+
+    // The hooks: a script of the test's own (certctl runs `sh script verb` as argv, so the file
+    // needs no exec bit and no freshly written file is executed) that publishes the record
+    // in pebble-challtestsrv, pebble's DNS, and logs what it was asked to do.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hook.log");
+    let hook = dir.path().join("hook.sh");
+    let script = r#"#!/bin/sh
+echo "$1 $CERTCTL_ACME_DNS_NAME" >> LOG
+exec curl -sf -X POST -d "{\"host\":\"$CERTCTL_ACME_DNS_FQDN\",\"value\":\"$CERTCTL_ACME_DNS_VALUE\"}" URL/$1
+"#;
+    let script = script.replace("LOG", &log.display().to_string()).replace("URL", &pebble.challtest);
+    std::fs::write(&hook, script).unwrap();
+    let hook = hook.display().to_string();
+    let config = pebble.issuer_config(json!({
+        "eab_kid": "kid-1", "eab_hmac_key": EAB_KEY, "challenge": "dns-01",
+        "dns_present_command": ["sh", hook, "set-txt"], "dns_cleanup_command": ["sh", hook, "clear-txt"],
+        "dns_timeout_seconds": 20,
+    }));
+    let bound = acme_issuer(&app, "bound", config).await;
+    let id = acme_certificate(&app, "bound", &bound, Some(&prof)).await;
+    issue_through_acme(&app, &id).await;
+    check_issued(&app, &ssl, &id, &root).await;
+    assert!(app.store.acme_issuer_account(&bound).await.unwrap().is_some());
+    let mut calls: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(str::to_owned).collect();
+    calls.sort();
+    assert_eq!(
+        calls,
+        [
+            "clear-txt _acme-challenge.alt.example.com",
+            "clear-txt _acme-challenge.web.example.com",
+            "set-txt _acme-challenge.alt.example.com",
+            "set-txt _acme-challenge.web.example.com",
+        ],
+        "each record published, then removed"
+    );
+    app.finish().await;
 }
