@@ -463,7 +463,7 @@ const EAB_KEY: &str = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUD
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pebble_requires_the_bound_account_and_validates_dns01_through_hooks() {
-    if !available("pebble") || !available("pebble-challtestsrv") || !available("curl") {
+    if !available("pebble") || !available("pebble-challtestsrv") || !available("python3") {
         return;
     }
     let Some(ssl) = Openssl::new() else { return };
@@ -487,22 +487,27 @@ async fn pebble_requires_the_bound_account_and_validates_dns01_through_hooks() {
     assert!(error.contains("creating the ACME account failed") && error.contains("externalAccount"), "{job}");
     assert!(app.store.acme_issuer_account(&unbound).await.unwrap().is_none());
 
-    // The hooks: a script of the test's own (certctl runs `sh script verb` as argv, so the file
-    // needs no exec bit and no freshly written file is executed) that publishes the record
+    // The hooks: a script of the test's own (certctl runs `python3 script verb` as argv, so the
+    // file needs no exec bit and no freshly written file is executed) that publishes the record
     // in pebble-challtestsrv, pebble's DNS, and logs what it was asked to do.
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("hook.log");
-    let hook = dir.path().join("hook.sh");
-    let script = r#"#!/bin/sh
-echo "$1 $CERTCTL_ACME_DNS_NAME" >> LOG
-exec curl -sf -X POST -d "{\"host\":\"$CERTCTL_ACME_DNS_FQDN\",\"value\":\"$CERTCTL_ACME_DNS_VALUE\"}" URL/$1
+    let hook = dir.path().join("hook.py");
+    let script = r#"import json, os, sys, urllib.request
+verb, name = sys.argv[1], os.environ["CERTCTL_ACME_DNS_NAME"]
+with open(LOG, "a") as log:
+    log.write(f"{verb} {name}\n")
+body = {"host": os.environ["CERTCTL_ACME_DNS_FQDN"], "value": os.environ["CERTCTL_ACME_DNS_VALUE"]}
+urllib.request.urlopen(URL + "/" + verb, json.dumps(body).encode(), timeout=10).read()
 "#;
-    let script = script.replace("LOG", &log.display().to_string()).replace("URL", &pebble.challtest);
+    let script = script
+        .replace("LOG", &format!("{:?}", log.display().to_string()))
+        .replace("URL", &format!("{:?}", pebble.challtest));
     std::fs::write(&hook, script).unwrap();
     let hook = hook.display().to_string();
     let config = pebble.issuer_config(json!({
         "eab_kid": "kid-1", "eab_hmac_key": EAB_KEY, "challenge": "dns-01",
-        "dns_present_command": ["sh", hook, "set-txt"], "dns_cleanup_command": ["sh", hook, "clear-txt"],
+        "dns_present_command": ["python3", hook, "set-txt"], "dns_cleanup_command": ["python3", hook, "clear-txt"],
         "dns_timeout_seconds": 20,
     }));
     let bound = acme_issuer(&app, "bound", config).await;
