@@ -6,9 +6,12 @@
 use std::path::Path;
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::http::{Method, header};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::process::Child;
+use tower::ServiceExt;
 
 use certctl_server::scheduler::drain_jobs;
 use certctl_store::Backend;
@@ -264,12 +267,20 @@ async fn pebble_issues_and_revokes_through_an_acme_issuer() {
         let again = app.store.acme_issuer_account(&issuer).await.unwrap().unwrap();
         assert_eq!(again.account_url, accounts.account_url, "one account per issuer");
 
-        let r = app
-            .post_json(&format!("/api/v1/certificates/{id}/revoke"), &app.operator, &json!({"reason": "keyCompromise"}))
-            .await;
-        r.expect(200, None);
+        // A restarted server (new in-memory state over the same database and key) revokes with
+        // the stored account.
+        let (restarted, _audit) =
+            certctl_server::build_state(app.store.clone(), (*app.state.config).clone(), app.clock.clone()).unwrap();
+        let req = TestApp::request(Method::POST, &format!("/api/v1/certificates/{id}/revoke"), &app.operator)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(json!({"reason": "keyCompromise"}).to_string()))
+            .unwrap();
+        let response = certctl_server::router(restarted).oneshot(req).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let revoked: Value = serde_json::from_slice(&body).unwrap();
         let current = versions(&app, &id).await[0]["serial_number"].as_str().unwrap().to_owned();
-        assert_eq!(r.json["serial_number"], current);
+        assert_eq!(revoked["serial_number"], current);
         assert_eq!(pebble.status(&current).await, "Revoked", "pebble revoked it");
         assert_eq!(pebble.status(&serial).await, "Valid", "only the current version is revoked");
         assert_eq!(certificate(&app, &id).await["status"], "Revoked");
