@@ -50,6 +50,10 @@ pub enum ApiError {
     /// message says what to configure.
     #[error("{0}")]
     NotConfigured(String),
+    /// An upstream service the request depends on (an ACME CA) failed or refused; the message
+    /// says which and why.
+    #[error("{0}")]
+    Upstream(String),
     /// The database is unreachable or failing.
     #[error("service unavailable")]
     Unavailable(String),
@@ -72,6 +76,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable_entity"),
             ApiError::NotConfigured(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_configured"),
+            ApiError::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream_error"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }

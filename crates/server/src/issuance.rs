@@ -67,7 +67,7 @@ pub async fn request_renewal(s: &AppState, certificate_id: &str, force: bool, ac
         )));
     }
     let issuer = s.store.issuer(&ctx.cert.issuer_id).await?;
-    if issuer.issuer_type != certctl_api::IssuerType::GenericCa {
+    if !matches!(issuer.issuer_type, certctl_api::IssuerType::GenericCa | certctl_api::IssuerType::Acme) {
         return Err(ApiError::Unprocessable(format!(
             "issuer '{}' is of type {} and certctl cannot issue through it yet",
             issuer.id, issuer.issuer_type
@@ -119,8 +119,7 @@ async fn process_job(s: &AppState, job: &Job) -> ApiResult<()> {
         KeyMode::Server => {
             let spec = server_key_spec(ctx.profile.as_ref());
             let key = generate_key(s, spec).await?;
-            let public = key.public_key_der();
-            let issued = issue_for(s, &ctx, &public).await?;
+            let issued = issue_for(s, &ctx, Subject::Key(&key)).await?;
             complete(s, Some(&job.id), &ctx, issued, None, Some(&key), &Actor::system()).await?;
             Ok(())
         }
@@ -229,7 +228,7 @@ pub async fn submit_csr(
         }
         None => None,
     };
-    let issued = match issue_for(s, &ctx, &csr.public_key_der).await {
+    let issued = match issue_for(s, &ctx, Subject::Csr(&csr)).await {
         Ok(issued) => issued,
         Err(e) => {
             if let Some(job) = &job {
@@ -252,16 +251,46 @@ pub async fn submit_csr(
     })
 }
 
-/// An issued leaf, the chain above it, and the CA that signed it.
-type Issued = (IssuedCert, String, String);
+/// An issued leaf, the chain above it, and the local CA that signed it (none for an external
+/// CA).
+type Issued = (IssuedCert, String, Option<String>);
 
-/// Issues a leaf and counts the outcome and the time it took.
-async fn issue_for(s: &AppState, ctx: &Context, public_key_der: &[u8]) -> ApiResult<Issued> {
+/// What a certificate is issued for.
+enum Subject<'a> {
+    /// A key the server generated.
+    Key(&'a PrivateKey),
+    /// An agent's CSR.
+    Csr(&'a ParsedCsr),
+}
+
+/// Issues a leaf through the certificate's issuer and counts the outcome and the time it took.
+async fn issue_for(s: &AppState, ctx: &Context, subject: Subject<'_>) -> ApiResult<Issued> {
     let started = std::time::Instant::now();
-    let result = sign_leaf(s, ctx, public_key_der).await;
+    let issuer_type = s.store.issuer(&ctx.cert.issuer_id).await?.issuer_type;
+    let result = match issuer_type {
+        certctl_api::IssuerType::Acme => issue_acme(s, ctx, subject).await,
+        _ => {
+            let public = match subject {
+                Subject::Key(key) => key.public_key_der(),
+                Subject::Csr(csr) => csr.public_key_der.clone(),
+            };
+            sign_leaf(s, ctx, &public).await
+        }
+    };
     let outcome = if result.is_ok() { "success" } else { "failure" };
-    s.metrics.issuance(certctl_api::IssuerType::GenericCa.as_str(), outcome, started.elapsed());
+    s.metrics.issuance(issuer_type.as_str(), outcome, started.elapsed());
     result
+}
+
+async fn issue_acme(s: &AppState, ctx: &Context, subject: Subject<'_>) -> ApiResult<Issued> {
+    use crate::acme_issuer::CsrSource;
+    let names = certificate_names(&ctx.cert)?;
+    let source = match subject {
+        Subject::Key(key) => CsrSource::Key(key),
+        Subject::Csr(csr) => CsrSource::Csr { der: &csr.der, public_key_der: &csr.public_key_der, key: csr.key },
+    };
+    let (issued, chain) = crate::acme_issuer::issue(s, &ctx.cert, &names, source).await?;
+    Ok((issued, chain, None))
 }
 
 async fn sign_leaf(s: &AppState, ctx: &Context, public_key_der: &[u8]) -> ApiResult<Issued> {
@@ -293,7 +322,7 @@ async fn sign_leaf(s: &AppState, ctx: &Context, public_key_der: &[u8]) -> ApiRes
         urls: &urls,
     };
     let issued = issue_leaf(&ca.ca, &req, s.clock.now()).map_err(pki_error)?;
-    Ok((issued, ca.ca.chain_pem(), ca_id))
+    Ok((issued, ca.ca.chain_pem(), Some(ca_id)))
 }
 
 async fn complete(
@@ -318,7 +347,7 @@ async fn complete(
         csr_pem,
         key_algorithm: issued.key.family().to_owned(),
         key_size: i64::from(issued.key.size_bits()),
-        issuer_ca_id: Some(ca_id),
+        issuer_ca_id: ca_id,
         sealed_private_key: sealed,
     };
     let request = CompletionRequest { job_id: job_id.map(str::to_owned), version, actor: actor.clone() };
@@ -474,6 +503,7 @@ pub struct Engine {
     /// Wakes the job processor when a new job is due now.
     pub wake: tokio::sync::Notify,
     pub keygen: tokio::sync::Semaphore,
+    pub acme_client: crate::acme_issuer::AcmeClient,
 }
 
 impl Default for Engine {
@@ -485,6 +515,7 @@ impl Default for Engine {
             revocation: Default::default(),
             wake: tokio::sync::Notify::new(),
             keygen: tokio::sync::Semaphore::new(2),
+            acme_client: Default::default(),
         }
     }
 }

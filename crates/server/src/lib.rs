@@ -1,6 +1,7 @@
 //! certctl-server: the REST API, its state, and the process that serves it.
 
 pub mod acme;
+pub mod acme_issuer;
 pub mod api;
 pub mod audit_log;
 pub mod auth;

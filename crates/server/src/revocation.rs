@@ -114,7 +114,7 @@ pub async fn revoke(
     actor: &Actor,
 ) -> ApiResult<RevocationResult> {
     let (result, ca_id) = revoke_only(s, certificate_id, reason, actor).await?;
-    publish(s, &[ca_id]).await;
+    publish(s, ca_id.as_slice()).await;
     Ok(result)
 }
 
@@ -137,13 +137,14 @@ pub async fn publish(s: &AppState, ca_ids: &[String]) {
 }
 
 /// Records a revocation without rebuilding the CRL; bulk revocation publishes once at the end.
-/// Returns the result and the CA whose CRL changed.
+/// Returns the result and the local CA whose CRL changed (none when an external ACME CA
+/// issued the certificate: it is revoked there).
 pub async fn revoke_only(
     s: &AppState,
     certificate_id: &str,
     reason: Option<&str>,
     actor: &Actor,
-) -> ApiResult<(RevocationResult, String)> {
+) -> ApiResult<(RevocationResult, Option<String>)> {
     let reason = match reason.map(str::trim).filter(|r| !r.is_empty()) {
         Some(r) => RevocationReason::parse(r).map_err(|e| ApiError::BadRequest(format!("reason: {e}")))?,
         None => RevocationReason::Unspecified,
@@ -159,6 +160,11 @@ pub async fn revoke_only(
         s.store.current_version(certificate_id).await?.ok_or_else(|| {
             ApiError::Conflict(format!("certificate '{certificate_id}' has no issued version to revoke"))
         })?;
+    if version.issuer_ca_id.is_none()
+        && s.store.issuer(&cert.issuer_id).await?.issuer_type == certctl_api::IssuerType::Acme
+    {
+        return Ok((crate::acme_issuer::revoke(s, &cert, reason, actor).await?, None));
+    }
     let ca_id = version.issuer_ca_id.ok_or_else(|| {
         ApiError::Unprocessable(format!(
             "certificate '{certificate_id}' was not issued by certctl's local CA; revoke it at its issuer"
@@ -179,7 +185,7 @@ pub async fn revoke_only(
         reason: revoked.reason,
         revoked_at: revoked.revoked_at,
     };
-    Ok((result, ca_id))
+    Ok((result, Some(ca_id)))
 }
 
 /// The CA IDs a PKI path segment names: a CA ID names itself; an issuer ID names every CA of

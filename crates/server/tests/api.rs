@@ -8,6 +8,8 @@ mod access;
 mod acme;
 #[path = "api/acme_client.rs"]
 mod acme_client;
+#[path = "api/acme_issuer.rs"]
+mod acme_issuer;
 #[path = "api/acme_peers.rs"]
 mod acme_peers;
 #[path = "api/acme_peers_challenges.rs"]

@@ -747,8 +747,9 @@ impl Store {
 
     /// One pass of the renewal scheduler: certificates past expiry become `Expired`, those inside
     /// their policy's renewal window become `Expiring`, and every certificate of a local-CA
-    /// issuer whose policy auto-renews and that is due (or never issued) gets a Renewal (or
-    /// Issuance) job unless one is already open. Each statement touches at most one batch;
+    /// or ACME issuer whose policy auto-renews and that is due (or never issued) gets a Renewal (or
+    /// Issuance) job unless one is already open; so does an ACME-issued one whose CA's suggested
+    /// renewal moment (RFC 9773) has passed. Each statement touches at most one batch;
     /// a scan with more due work leaves the rest for the next pass.
     pub async fn renewal_scan(&self, now: OffsetDateTime, actor: &Actor) -> Result<ScanReport> {
         let ts = to_micros(now);
@@ -784,7 +785,7 @@ impl Store {
              COALESCE(c.expires_at, 0) AS sort_key FROM managed_certificates c \
              JOIN renewal_policies p ON p.id = c.renewal_policy_id JOIN issuers i ON i.id = c.issuer_id \
              LEFT JOIN certificate_profiles pr ON pr.id = c.certificate_profile_id \
-             WHERE c.status = 'Pending' AND p.auto_renew AND i.enabled AND i.type = 'GenericCA' \
+             WHERE c.status = 'Pending' AND p.auto_renew AND i.enabled AND i.type IN ('GenericCA', 'ACME') \
              AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.certificate_id = c.id AND j.type IN ('Issuance', 'Renewal') \
              AND j.status IN ",
         );
@@ -796,7 +797,21 @@ impl Store {
         );
         due.push_bind(horizon).push(" AND c.status IN ('Active', 'Expiring', 'Expired') AND c.expires_at <= ");
         due.push_bind(ts).push(
-            " + p.renewal_window_days * 86400000000 AND p.auto_renew AND i.enabled AND i.type = 'GenericCA' \
+            " + p.renewal_window_days * 86400000000 AND p.auto_renew AND i.enabled AND i.type IN ('GenericCA', 'ACME') \
+             AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.certificate_id = c.id AND j.type IN ('Issuance', 'Renewal') \
+             AND j.status IN ",
+        );
+        // A third half for certificates whose ACME CA suggested an earlier renewal (RFC 9773)
+        // than their policy's window; those already inside the window are in the second half.
+        due.push(OPEN_STATES).push(
+            ") UNION ALL SELECT c.id, c.status, p.max_retries, COALESCE(pr.requires_approval, FALSE), c.expires_at \
+             FROM acme_renewal_windows w JOIN managed_certificates c ON c.id = w.certificate_id \
+             JOIN renewal_policies p ON p.id = c.renewal_policy_id JOIN issuers i ON i.id = c.issuer_id \
+             LEFT JOIN certificate_profiles pr ON pr.id = c.certificate_profile_id WHERE w.renew_at <= ",
+        );
+        due.push_bind(ts).push(" AND c.status IN ('Active', 'Expiring') AND c.expires_at > ");
+        due.push_bind(ts).push(
+            " + p.renewal_window_days * 86400000000 AND p.auto_renew AND i.enabled AND i.type = 'ACME' \
              AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.certificate_id = c.id AND j.type IN ('Issuance', 'Renewal') \
              AND j.status IN ",
         );

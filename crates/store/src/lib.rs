@@ -9,6 +9,7 @@
 //! same transaction, so a change and its audit record commit or vanish together.
 
 mod acme;
+mod acme_issuer;
 mod acme_policy;
 mod acme_setup;
 mod agent_protocol;
@@ -51,6 +52,7 @@ pub use acme::{
     AccountStatus, AcmeAccount, AcmeAuthz, AcmeBindingRecord, AcmeChallenge, AcmeIdentifier, AcmeIssuance, AcmeOrder,
     AuthzStatus, ChallengeStatus, IssuedBySerial, NewAcmeOrder, OrderStatus, acme_actor,
 };
+pub use acme_issuer::{AcmeIssuerAccount, ExternalRevocation, RenewalWindow};
 pub use acme_policy::{AcmeEabKeyRecord, AcmeGcReport};
 pub use agent_protocol::{AgentIdentity, AgentWorkRow, NewAgentToken, Retirement};
 pub use agents::NewAgent;

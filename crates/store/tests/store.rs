@@ -94,6 +94,7 @@ backend_tests! {
         issuance::issuance_overdue_jobs_follow_their_own_clocks,
         issuance::issuance_renewal_scan_opens_due_work,
         issuance::issuance_renewal_scan_handles_a_large_inventory,
+        issuance::issuance_acme_windows_accounts_and_external_revocation,
         issuance::issuance_ca_hierarchy_and_states,
         issuance::issuance_crl_numbers_and_ocsp_responder,
         issuance::issuance_revocation_updates_certificate_jobs_and_lookups,

@@ -82,9 +82,12 @@ pub(super) fn seal_config(secrets: &SecretBox, context: &str, config: ResolvedCo
     }
 }
 
-/// Refuses a configuration its issuer type cannot use (422 naming the field), so a mistake
-/// shows when the issuer is saved rather than at its first issuance.
-fn validate(issuer_type: IssuerType, config: &Map<String, Value>) -> ApiResult<()> {
+/// Refuses a configuration its issuer type cannot use (a 422, or for ACME a 400, naming the
+/// field), so a mistake shows when the issuer is saved rather than at its first issuance.
+fn validate(issuer_type: IssuerType, config: &Map<String, Value>, allow_loopback: bool) -> ApiResult<()> {
+    if issuer_type == IssuerType::Acme {
+        crate::acme_issuer::AcmeIssuerConfig::parse(config, allow_loopback)?;
+    }
     if issuer_type == IssuerType::GenericCa {
         let parsed = LocalCaConfig::parse(config)?;
         if let (Some(cert), Some(key)) = (&parsed.ca_cert_pem, &parsed.ca_key_pem) {
@@ -118,7 +121,7 @@ async fn create_issuer(
     let id = req.id.map(ResourceId::into_inner).unwrap_or_else(|| new_id("iss"));
     let ctx = context(&id);
     let resolved = resolve_config(&s.secrets, &ctx, req.config.unwrap_or_default(), None)?;
-    validate(req.issuer_type, &resolved.full)?;
+    validate(req.issuer_type, &resolved.full, s.config.allow_loopback_targets)?;
     let new = NewIssuer {
         config: seal_config(&s.secrets, &ctx, resolved),
         id,
@@ -155,7 +158,7 @@ async fn update_issuer(
             let ctx = context(&id);
             let stored = s.store.issuer_sealed_config(&id).await?;
             let resolved = resolve_config(&s.secrets, &ctx, incoming, stored)?;
-            validate(s.store.issuer(&id).await?.issuer_type, &resolved.full)?;
+            validate(s.store.issuer(&id).await?.issuer_type, &resolved.full, s.config.allow_loopback_targets)?;
             Some(seal_config(&s.secrets, &ctx, resolved))
         }
         None => None,

@@ -214,7 +214,7 @@ async fn bulk_revoke(
         match revocation::revoke_only(&s, &id, Some(&req.reason), &actor).await {
             Ok((_, ca_id)) => {
                 out.total_revoked += 1;
-                changed.push(ca_id);
+                changed.extend(ca_id);
             }
             Err(e) => {
                 out.total_failed += 1;

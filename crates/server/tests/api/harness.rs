@@ -87,6 +87,12 @@ impl TestApp {
 
     /// An application over `backend`, or `None` when that backend is not available for tests.
     pub async fn on(backend: Backend) -> Option<TestApp> {
+        TestApp::on_with(backend, &[]).await
+    }
+
+    /// An application over `backend` with extra settings (`name`, `value`) on top of the test
+    /// defaults.
+    pub async fn on_with(backend: Backend, settings: &[(&str, &str)]) -> Option<TestApp> {
         let db = TestDb::new(backend).await?;
         let data_dir = tempfile::Builder::new().prefix("certctl-api-").tempdir().unwrap();
         let admin = generate_key();
@@ -95,6 +101,9 @@ impl TestApp {
         raw.set("database_url", db.url());
         raw.set("database_max_connections", "4");
         raw.set("bootstrap_api_key", admin.clone());
+        for (name, value) in settings {
+            raw.set(name, *value);
+        }
         let config = raw.into_config().unwrap();
         let store = open_store(&config).await.unwrap();
         let clock = Arc::new(ManualClock::new(T0));

@@ -72,7 +72,7 @@ async fn issuer_and_target_changes_are_audited_once_without_secrets() {
     trail.one("issuer_updated", "issuer", &issuer).await;
     app.put_json(&path, &app.operator, &json!({"config": {"token": "r0tated-t0ken"}})).await.expect(200, None);
     trail.one("issuer_updated", "issuer", &issuer).await;
-    app.post_json("/api/v1/issuers", &app.operator, &json!({"name": "Vault 2", "type": "ACME"}))
+    app.post_json("/api/v1/issuers", &app.operator, &json!({"name": "Vault 2", "type": "StepCA"}))
         .await
         .expect(409, None);
     app.put_json(&path, &app.operator, &json!({"config": {"password": "********"}})).await.expect(400, None);

@@ -922,8 +922,8 @@ pub async fn issuance_renewal_scan_opens_due_work(db: &TestDb) {
     assert_eq!(as_set(&report.expired), set(["gone", "now", "manual-gone"]));
     assert_eq!(as_set(&report.expiring), set(["soon", "edge", "busy", "manual-soon", "acme", "off", "gated"]));
     let with_jobs: BTreeSet<String> = report.jobs_created.iter().map(|(_, c)| c.clone()).collect();
-    assert_eq!(with_jobs, set(["soon", "edge", "gone", "now", "fresh", "expiring", "gated"]));
-    assert_eq!(report.jobs_created.len(), 7, "one job per certificate");
+    assert_eq!(with_jobs, set(["soon", "edge", "gone", "now", "fresh", "expiring", "gated", "acme"]));
+    assert_eq!(report.jobs_created.len(), 8, "one job per certificate");
     for (job, cert) in &report.jobs_created {
         let j = store.job(job).await.unwrap();
         assert_eq!(&j.certificate_id, cert);
@@ -938,7 +938,6 @@ pub async fn issuance_renewal_scan_opens_due_work(db: &TestDb) {
         ("later", Active),
         ("manual-soon", Expiring),
         ("manual-gone", CertificateStatus::Expired),
-        ("acme", Expiring),
         ("off", Expiring),
         ("busy", Expiring),
         ("failed", Failed),
@@ -952,7 +951,7 @@ pub async fn issuance_renewal_scan_opens_due_work(db: &TestDb) {
         let want = if cert == "busy" { set([busy_job.as_str()]) } else { BTreeSet::new() };
         assert_eq!(open, want, "{cert}: no job from the scan");
     }
-    assert_eq!(audit_actions(&store, "renewal_job_created").await, 7);
+    assert_eq!(audit_actions(&store, "renewal_job_created").await, 8);
     assert_eq!(audit_actions(&store, "certificate_expired").await, 3);
     assert_eq!(audit_actions(&store, "certificate_expiring").await, 7);
 
@@ -964,10 +963,75 @@ pub async fn issuance_renewal_scan_opens_due_work(db: &TestDb) {
     // A month on, `later` enters its window, and Expiring certificates past expiry become Expired.
     let report = store.renewal_scan(T0 + days(31), &Actor::system()).await.unwrap();
     assert_eq!(as_set(&report.expiring), set(["later"]));
-    assert_eq!(as_set(&report.expired), set(["manual-soon", "acme", "off", "busy"]));
+    assert_eq!(as_set(&report.expired), set(["manual-soon", "off", "busy"]));
     let with_jobs: BTreeSet<String> = report.jobs_created.iter().map(|(_, c)| c.clone()).collect();
     assert_eq!(with_jobs, set(["later"]));
     assert_eq!(cert_status(&store, "busy").await, CertificateStatus::Expired);
+}
+
+pub async fn issuance_acme_windows_accounts_and_external_revocation(db: &TestDb) {
+    let store = db.store().await;
+    let w = world(&store).await;
+    let acme = add_issuer(&store, "iss-acme", IssuerType::Acme, true).await;
+    let mut certs = Vec::new();
+    for id in ["ari-now", "ari-later", "ari-local", "no-window"] {
+        let mut c = imported(&w, id, CertificateStatus::Active, Some(T0 + days(60)));
+        if id != "ari-local" {
+            c.issuer_id = acme.clone();
+        }
+        certs.push(c);
+    }
+    import(&store, &certs).await;
+    let window = |cert: &str, renew_at: OffsetDateTime| certctl_store::RenewalWindow {
+        certificate_id: cert.to_owned(),
+        serial_number: format!("{cert}-serial"),
+        start: T0 - days(1),
+        end: T0 + days(20),
+        renew_at,
+        checked_at: T0,
+    };
+    store.put_renewal_window(&window("ari-now", T0 - Duration::seconds(1))).await.unwrap();
+    store.put_renewal_window(&window("ari-later", T0 + days(10))).await.unwrap();
+    // Only an ACME issuer's suggestion counts.
+    store.put_renewal_window(&window("ari-local", T0 - days(1))).await.unwrap();
+    assert_eq!(store.renewal_window("ari-later").await.unwrap(), Some(window("ari-later", T0 + days(10))));
+
+    let jobs = |r: ScanReport| r.jobs_created.into_iter().map(|(_, c)| c).collect::<BTreeSet<_>>();
+    assert_eq!(jobs(store.renewal_scan(T0, &Actor::system()).await.unwrap()), set(["ari-now"]));
+    assert_eq!(jobs(store.renewal_scan(T0 + days(10), &Actor::system()).await.unwrap()), set(["ari-later"]));
+    store.clear_renewal_window("ari-local").await.unwrap();
+    assert_eq!(store.renewal_window("ari-local").await.unwrap(), None);
+
+    // The account: stored sealed, replaced when the directory changes, gone with the issuer.
+    assert_eq!(store.acme_issuer_account(&acme).await.unwrap(), None);
+    let mut account = certctl_store::AcmeIssuerAccount {
+        issuer_id: acme.clone(),
+        directory_url: "https://ca.example/dir".into(),
+        account_url: "https://ca.example/acct/1".into(),
+        sealed_credentials: vec![1, 2, 3],
+    };
+    store.put_acme_issuer_account(&account, &Actor::system(), T0).await.unwrap();
+    assert_eq!(store.acme_issuer_account(&acme).await.unwrap().as_ref(), Some(&account));
+    account.directory_url = "https://other.example/dir".into();
+    account.sealed_credentials = vec![4, 5];
+    store.put_acme_issuer_account(&account, &Actor::system(), T0).await.unwrap();
+    assert_eq!(store.acme_issuer_account(&acme).await.unwrap(), Some(account));
+    assert_eq!(audit_actions(&store, "acme_issuer_account_created").await, 2);
+
+    // A revocation at the CA: the certificate is Revoked and its open renewal cancelled.
+    let rev = certctl_store::ExternalRevocation {
+        certificate_id: "ari-now".into(),
+        issuer_id: acme.clone(),
+        serial_number: "ari-now-serial".into(),
+        reason: "keyCompromise".into(),
+    };
+    assert_eq!(open_issuance_jobs(&store, "ari-now").await.len(), 1);
+    let at = store.record_external_revocation(&rev, &alice(), T0 + days(11)).await.unwrap();
+    assert_eq!(at, T0 + days(11));
+    let c = store.certificate("ari-now").await.unwrap();
+    assert_eq!((c.status, c.revocation_reason.as_deref()), (CertificateStatus::Revoked, Some("keyCompromise")));
+    assert!(open_issuance_jobs(&store, "ari-now").await.is_empty());
+    conflict(store.record_external_revocation(&rev, &alice(), T0 + days(12)).await, "revoked twice");
 }
 
 pub async fn issuance_renewal_scan_handles_a_large_inventory(db: &TestDb) {
