@@ -14,6 +14,7 @@ mod dashboard;
 mod form;
 mod notifications;
 mod page;
+mod resources;
 mod session;
 
 use axum::Router;
@@ -54,6 +55,9 @@ pub fn router(app: AppState, api: Router) -> Router {
         .route("/notifications", get(notifications::list))
         .route("/notifications/{id}/requeue", post(notifications::requeue))
         .route("/static/{file}", get(assets::serve))
+        .route("/audit/export/{format}", get(resources::audit_export))
+        .route("/{section}", get(resources::list).post(resources::create))
+        .route("/{section}/{id}/{verb}", post(resources::act))
         .with_state(web)
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,

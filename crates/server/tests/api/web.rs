@@ -196,9 +196,14 @@ async fn every_page_renders_empty_and_populated() {
     let app = TestApp::new().await;
     let mut b = Browser::new(&app);
     b.sign_in(&app.admin).await;
-    for path in ["/", "/certificates", "/certificates/new", "/notifications", "/notifications?status=dead"] {
+    for path in ["/", "/certificates", "/certificates/new", "/notifications", "/notifications?status=dead"]
+        .into_iter()
+        .chain(SECTIONS.iter().copied())
+    {
         is_page(&b.get(path).await, 200);
     }
+    assert!(html(&b.get("/issuers").await).contains("No issuers yet"));
+    assert!(is_page(&b.get("/no-such-page").await, 404).contains("Not found"));
     assert!(html(&b.get("/certificates").await).contains("No certificates match"));
     assert!(html(&b.get("/notifications?status=dead").await).contains("The dead-letter queue is empty"));
     assert!(html(&b.get("/certificates/new").await).contains("No issuers yet"));
@@ -219,6 +224,12 @@ async fn every_page_renders_empty_and_populated() {
         detail.contains(">Renew now</button>") && detail.contains("shop.example.com") && detail.contains("Requested")
     );
     assert!(is_page(&b.get("/certificates/mc-missing").await, 404).contains("Not found"));
+    for path in SECTIONS {
+        let page = is_page(&b.get(path).await, 200);
+        assert!(page.contains("<h1>"), "{path}");
+    }
+    assert!(html(&b.get("/issuers").await).contains(&deps.issuer));
+    assert!(html(&b.get("/jobs").await).contains(&id), "the issuance job is listed");
     app.finish().await;
 }
 
@@ -359,5 +370,86 @@ async fn static_assets_are_served_and_unknown_ones_are_not() {
     assert!(html(&r).contains("data-select-all"));
     assert_eq!(app.get("/static/../Cargo.toml", "").await.status, 404);
     assert_eq!(app.get("/static/nope.js", "").await.status, 404);
+    app.finish().await;
+}
+
+/// The list pages of the other resources, as the sidebar links them.
+const SECTIONS: &[&str] = &[
+    "/jobs",
+    "/issuers",
+    "/targets",
+    "/agents",
+    "/agent-tokens",
+    "/discovery",
+    "/profiles",
+    "/renewal-policies",
+    "/channels",
+    "/teams",
+    "/owners",
+    "/audit",
+    "/api-keys",
+];
+
+#[tokio::test]
+async fn resource_pages_create_act_delete_and_reveal_secrets_once() {
+    let app = TestApp::new().await;
+    let mut admin = Browser::new(&app);
+    admin.sign_in(&app.admin).await;
+    let csrf = admin.csrf().await;
+
+    // A team through the generic create form, then deleted from its row.
+    let r = admin.post("/teams", &[("_csrf", &csrf), ("name", "Payments"), ("description", "cards")]).await;
+    assert_eq!((r.status.as_u16(), location(&r)), (303, "/teams?notice=Created."));
+    let teams = app.get("/api/v1/teams?per_page=10", &app.admin).await;
+    let team = teams.json["data"].as_array().unwrap().iter().find(|t| t["name"] == "Payments").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(html(&admin.get("/teams").await).contains(&format!("data-id=\"{team}\"")));
+    // A refused create keeps what was typed and names the field.
+    let r = admin
+        .post("/owners", &[("_csrf", &csrf), ("name", "bob"), ("email", "not-an-email"), ("team_id", &team)])
+        .await;
+    let body = is_page(&r, 400);
+    assert!(body.contains("data-field=\"email\""), "{body}");
+    assert!(body.contains("value=\"not-an-email\""));
+    // JSON fields are checked before the API sees them.
+    let r =
+        admin.post("/issuers", &[("_csrf", &csrf), ("name", "x"), ("type", "GenericCA"), ("config", "{oops")]).await;
+    assert!(is_page(&r, 400).contains("config: must be a JSON object"));
+    let r = admin
+        .post(
+            "/issuers",
+            &[("_csrf", &csrf), ("name", "Local"), ("type", "GenericCA"), ("config", "{\"validity_days\": 30}")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", html(&r));
+    let r = admin.post(&format!("/teams/{team}/delete"), &[("_csrf", &csrf)]).await;
+    assert_eq!(r.status, 303, "{}", html(&r));
+    assert!(!html(&admin.get("/teams").await).contains(&format!("data-id=\"{team}\"")));
+    assert!(is_page(&admin.post(&format!("/teams/{team}/delete"), &[]).await, 403).contains("Form expired"));
+
+    // An API key is shown in the create answer only, never in a URL.
+    let r = admin.post("/api-keys", &[("_csrf", &csrf), ("name", "ci-bot"), ("role", "operator")]).await;
+    let body = is_page(&r, 200);
+    assert!(body.contains("data-testid=\"revealed\"") && body.contains("<code>cck_"), "{body}");
+    assert!(!html(&admin.get("/api-keys").await).contains("data-testid=\"revealed\""));
+
+    // The audit trail exports as CSV and JSON.
+    let csv = admin.get("/audit/export/audit.csv").await;
+    assert_eq!(csv.status, 200);
+    let text = html(&csv);
+    assert!(text.starts_with("id,timestamp,actor,actor_type,action,") && text.contains("dashboard_sign_in"), "{text}");
+    let json = admin.get("/audit/export/audit.json").await;
+    assert!(serde_json::from_slice::<serde_json::Value>(&json.body).unwrap().as_array().is_some_and(|a| !a.is_empty()));
+
+    // A viewer gets lists without create forms, and a refused write is a readable page.
+    let mut viewer = Browser::new(&app);
+    viewer.sign_in(&app.viewer).await;
+    let page = is_page(&viewer.get("/teams").await, 200);
+    assert!(!page.contains("<h2>Create</h2>") && !page.contains(">Delete</button>"));
+    let csrf = viewer.csrf().await;
+    let r = viewer.post("/teams", &[("_csrf", &csrf), ("name", "Sneaky")]).await;
+    assert!(is_page(&r, 403).contains("needs an admin or operator key"));
     app.finish().await;
 }
