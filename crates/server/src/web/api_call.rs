@@ -14,6 +14,12 @@ use crate::auth::DashboardCaller;
 /// Largest REST answer a page reads (a full page of 500 certificates fits easily).
 const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
 
+/// An option of a select: the resource's ID and what the user reads.
+pub struct Choice {
+    pub id: String,
+    pub label: String,
+}
+
 /// A refused write: the API's status and its message, which names the field at fault.
 #[derive(Debug, Clone)]
 pub struct ApiFailure {
@@ -83,6 +89,20 @@ impl Web {
             return Err(failure(status, &body).into());
         }
         Ok(body)
+    }
+
+    /// Up to 500 resources of a list endpoint as select options (`name (id)`, else the ID).
+    pub async fn choices(&self, session: &Session, path: &str) -> Result<Vec<Choice>, WebError> {
+        let page: certctl_api::Page<Value> = self.get(session, &format!("{path}?per_page=500")).await?;
+        Ok(page
+            .data
+            .into_iter()
+            .filter_map(|v| {
+                let id = v["id"].as_str()?.to_owned();
+                let label = v["name"].as_str().map(|n| format!("{n} ({id})")).unwrap_or_else(|| id.clone());
+                Some(Choice { id, label })
+            })
+            .collect())
     }
 
     /// Sends a write; a refusal comes back as [`ApiFailure`] so the form can show it.

@@ -6,12 +6,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use certctl_api::{CertificateVersion, CursorPage, DeploymentTarget, Job, ManagedCertificate, Page, PemExport};
 
 use super::Web;
-use super::api_call::ApiFailure;
+use super::api_call::{ApiFailure, Choice};
 use super::dashboard::urlencode;
 use super::form::Fields;
 use super::page::{Chrome, WebError, respond};
@@ -25,26 +25,6 @@ const REASONS: &[&str] =
     &["unspecified", "keyCompromise", "caCompromise", "affiliationChanged", "superseded", "cessationOfOperation"];
 /// Rows per page of the inventory.
 const PAGE_SIZE: u32 = 50;
-
-/// An option of a select: the resource's ID and what the user reads.
-pub struct Choice {
-    pub id: String,
-    pub label: String,
-}
-
-/// Up to 500 resources of a list endpoint as select options (`name`, else the ID).
-async fn choices(web: &Web, session: &Session, path: &str) -> Result<Vec<Choice>, WebError> {
-    let page: Page<Value> = web.get(session, &format!("{path}?per_page=500")).await?;
-    Ok(page
-        .data
-        .into_iter()
-        .filter_map(|v| {
-            let id = v["id"].as_str()?.to_owned();
-            let label = v["name"].as_str().map(|n| format!("{n} ({id})")).unwrap_or_else(|| id.clone());
-            Some(Choice { id, label })
-        })
-        .collect())
-}
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {
@@ -163,9 +143,9 @@ pub async fn list(
         next,
         statuses: STATUSES,
         reasons: REASONS,
-        issuers: choices(&web, &session, "/api/v1/issuers").await?,
-        owners: choices(&web, &session, "/api/v1/owners").await?,
-        teams: choices(&web, &session, "/api/v1/teams").await?,
+        issuers: web.choices(&session, "/api/v1/issuers").await?,
+        owners: web.choices(&session, "/api/v1/owners").await?,
+        teams: web.choices(&session, "/api/v1/teams").await?,
         query,
     };
     respond(&page)
@@ -283,12 +263,12 @@ async fn form_page(
         chrome: Chrome::new(session, "certificates"),
         values,
         error,
-        issuers: choices(web, session, "/api/v1/issuers").await?,
-        profiles: choices(web, session, "/api/v1/profiles").await?,
-        owners: choices(web, session, "/api/v1/owners").await?,
-        teams: choices(web, session, "/api/v1/teams").await?,
-        policies: choices(web, session, "/api/v1/renewal-policies").await?,
-        targets: choices(web, session, "/api/v1/targets").await?,
+        issuers: web.choices(session, "/api/v1/issuers").await?,
+        profiles: web.choices(session, "/api/v1/profiles").await?,
+        owners: web.choices(session, "/api/v1/owners").await?,
+        teams: web.choices(session, "/api/v1/teams").await?,
+        policies: web.choices(session, "/api/v1/renewal-policies").await?,
+        targets: web.choices(session, "/api/v1/targets").await?,
     };
     respond(&page)
 }

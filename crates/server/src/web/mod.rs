@@ -41,7 +41,7 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; st
 /// The dashboard's routes; `api` is the REST router the pages call.
 pub fn router(app: AppState, api: Router) -> Router {
     let web = Web { app, api };
-    Router::new()
+    let router = Router::new()
         .route("/", get(dashboard::show))
         .route("/login", get(session::login_page).post(session::login))
         .route("/logout", post(session::logout))
@@ -55,9 +55,15 @@ pub fn router(app: AppState, api: Router) -> Router {
         .route("/notifications", get(notifications::list))
         .route("/notifications/{id}/requeue", post(notifications::requeue))
         .route("/static/{file}", get(assets::serve))
-        .route("/audit/export/{format}", get(resources::audit_export))
-        .route("/{section}", get(resources::list).post(resources::create))
-        .route("/{section}/{id}/{verb}", post(resources::act))
+        .route("/audit/export/{format}", get(resources::audit_export));
+    // Each resource gets its own routes, so paths the dashboard does not serve stay the API's
+    // JSON 404.
+    let router = resources::RESOURCES.iter().fold(router, |router, r| {
+        router
+            .route(&format!("/{}", r.path), get(resources::list).post(resources::create))
+            .route(&format!("/{}/{{id}}/{{verb}}", r.path), post(resources::act))
+    });
+    router
         .with_state(web)
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,

@@ -4,7 +4,7 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -12,8 +12,7 @@ use serde_json::{Map, Value, json};
 use certctl_api::{Page, Role};
 
 use super::Web;
-use super::api_call::ApiFailure;
-use super::certificates::Choice;
+use super::api_call::{ApiFailure, Choice};
 use super::dashboard::urlencode;
 use super::form::Fields;
 use super::page::{Chrome, WebError, respond};
@@ -385,6 +384,12 @@ fn resource(path: &str) -> Result<&'static Resource, WebError> {
         .ok_or_else(|| WebError::Api { status: StatusCode::NOT_FOUND, message: format!("no page '/{path}'") })
 }
 
+/// The resource a request is for: the first segment of its path (each resource has its own
+/// routes, so this is always one of [`RESOURCES`]).
+fn section(uri: &Uri) -> &str {
+    uri.path().trim_start_matches('/').split('/').next().unwrap_or_default()
+}
+
 fn may_write(session: &Session, r: &Resource) -> bool {
     match r.write_role {
         Role::Admin => session.principal.role == Role::Admin,
@@ -454,20 +459,20 @@ pub struct ListQuery {
     action: Option<String>,
 }
 
-const PER_PAGE: u32 = 50;
-
-async fn options(web: &Web, session: &Session, api: &str) -> Result<Vec<Choice>, WebError> {
-    let page: Page<Value> = web.get(session, &format!("{api}?per_page=500")).await?;
-    Ok(page
-        .data
-        .into_iter()
-        .filter_map(|v| {
-            let id = v["id"].as_str()?.to_owned();
-            let label = v["name"].as_str().map(|n| format!("{n} ({id})")).unwrap_or_else(|| id.clone());
-            Some(Choice { id, label })
-        })
-        .collect())
+impl ListQuery {
+    /// The audit filters as a query string suffix.
+    fn filters(&self) -> String {
+        let mut out = String::new();
+        for (k, v) in [("actor", &self.actor), ("action", &self.action)] {
+            if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+                out.push_str(&format!("&{k}={}", urlencode(v)));
+            }
+        }
+        out
+    }
 }
+
+const PER_PAGE: u32 = 50;
 
 async fn form(
     web: &Web,
@@ -487,7 +492,7 @@ async fn form(
             Kind::Options(values) => {
                 ("select", values.iter().map(|v| Choice { id: (*v).to_owned(), label: (*v).to_owned() }).collect())
             }
-            Kind::Ref(api) => ("select", options(web, session, api).await?),
+            Kind::Ref(api) => ("select", web.choices(session, api).await?),
         };
         let error = failure.filter(|f| f.field().is_some_and(|b| b.split('.').next() == Some(field.name)));
         out.push(FormField {
@@ -514,14 +519,8 @@ async fn render_list(
     revealed: Option<String>,
 ) -> Result<Response, WebError> {
     let page_no = query.page.unwrap_or(1).max(1);
-    let mut uri = format!("{}?per_page={PER_PAGE}&page={page_no}", r.api);
-    let mut filters = String::new();
-    for (k, v) in [("actor", &query.actor), ("action", &query.action)] {
-        if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
-            filters.push_str(&format!("&{k}={}", urlencode(v)));
-        }
-    }
-    uri.push_str(&filters);
+    let filters = query.filters();
+    let uri = format!("{}?per_page={PER_PAGE}&page={page_no}{filters}", r.api);
     let page: Page<Value> = web.get(session, &uri).await?;
     let rows = page
         .data
@@ -564,10 +563,10 @@ async fn render_list(
 pub async fn list(
     State(web): State<Web>,
     session: Session,
-    Path(path): Path<String>,
+    uri: Uri,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, WebError> {
-    let r = resource(&path)?;
+    let r = resource(section(&uri))?;
     render_list(&web, &session, r, &query, &Fields::default(), None, None).await
 }
 
@@ -596,14 +595,9 @@ fn body(r: &Resource, fields: &Fields) -> Result<Value, ApiFailure> {
     Ok(Value::Object(body))
 }
 
-pub async fn create(
-    State(web): State<Web>,
-    session: Session,
-    Path(path): Path<String>,
-    fields: Fields,
-) -> Result<Response, WebError> {
+pub async fn create(State(web): State<Web>, session: Session, uri: Uri, fields: Fields) -> Result<Response, WebError> {
     fields.check_csrf(&session)?;
-    let r = resource(&path)?;
+    let r = resource(section(&uri))?;
     if r.fields.is_empty() {
         return Err(WebError::Api {
             status: StatusCode::METHOD_NOT_ALLOWED,
@@ -631,11 +625,12 @@ pub async fn create(
 pub async fn act(
     State(web): State<Web>,
     session: Session,
-    Path((path, id, verb)): Path<(String, String, String)>,
+    uri: Uri,
+    Path((id, verb)): Path<(String, String)>,
     fields: Fields,
 ) -> Result<Response, WebError> {
     fields.check_csrf(&session)?;
-    let r = resource(&path)?;
+    let r = resource(section(&uri))?;
     let id_enc = urlencode(&id);
     let outcome = if verb == "delete" && r.deletable {
         web.send(&session, Method::DELETE, &format!("{}/{id_enc}", r.api), &Value::Null).await?
@@ -660,12 +655,7 @@ pub async fn audit_export(
     Path(format): Path<String>,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, WebError> {
-    let mut filters = String::new();
-    for (k, v) in [("actor", &query.actor), ("action", &query.action)] {
-        if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
-            filters.push_str(&format!("&{k}={}", urlencode(v)));
-        }
-    }
+    let filters = query.filters();
     let mut rows = Vec::new();
     for page in 1..=20u32 {
         let p: Page<Value> = web.get(&session, &format!("/api/v1/audit?per_page=500&page={page}{filters}")).await?;
