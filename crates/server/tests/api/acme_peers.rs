@@ -311,9 +311,21 @@ async fn certbot_flow(backend: Backend) {
     assert!(status.contains(": revoked") && status.contains("Reason: keyCompromise"), "{status}");
 }
 
+/// The certificate's serial number, as `openssl x509 -serial` prints it.
+#[track_caller]
+pub fn serial(leaf: &Path) -> String {
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-serial", "-in"])
+        .arg(leaf)
+        .output()
+        .expect("openssl runs");
+    succeeded("openssl x509 -serial", &out);
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// What the certificate's own OCSP responder (its AIA URL) says of it, verified by openssl;
 /// asked a few times because pre-signed answers refresh within a second of a revocation.
-async fn ocsp_status(leaf: &Path, issuer: &Path) -> String {
+pub async fn ocsp_status(leaf: &Path, issuer: &Path) -> String {
     let openssl =
         |args: &[&std::ffi::OsStr]| std::process::Command::new("openssl").args(args).output().expect("openssl runs");
     let uri = openssl(&["x509".as_ref(), "-noout".as_ref(), "-ocsp_uri".as_ref(), "-in".as_ref(), leaf.as_os_str()]);

@@ -2,14 +2,15 @@
 //! the certctl-server asks (`CERTCTL_ACME_DNS_RESOLVER`): lego proves dns-01 (wildcard and
 //! base name, EC P-256 and P-384 accounts) through its exec provider, certbot proves http-01
 //! for a name only that DNS server knows, and uacme proves tls-alpn-01 (a name and an IP
-//! address) through ualpn. uacme's libcurl reads no CA variable, so it runs under bubblewrap
+//! address) through ualpn. certbot and lego also renew and revoke in challenge mode, and uacme
+//! issues, renews and revokes in trust_authenticated mode too. uacme's libcurl reads no CA variable, so it runs under bubblewrap
 //! with our CA mounted over the system trust directory.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::acme_peers::{Server, Setup, free_port, peer, run, succeeded, verify_chain};
+use crate::acme_peers::{Server, Setup, free_port, ocsp_status, peer, run, serial, succeeded, verify_chain};
 
 /// A running `pebble-challtestsrv` answering DNS on loopback, killed on drop.
 struct ChallTestSrv {
@@ -88,7 +89,7 @@ async fn revoked_count(server: &Server) -> usize {
 }
 
 /// dns-01 with lego's exec provider for `*.example.test` and `example.test` (one TXT name,
-/// two values), then revocation.
+/// two values), then a forced renewal and revocation.
 async fn lego_dns01(key_type: &str) {
     if !peer("lego") || !peer("openssl") || !peer("pebble-challtestsrv") || !peer("python3") {
         return;
@@ -139,10 +140,25 @@ async fn lego_dns01(key_type: &str) {
     assert_eq!(issued.len(), 1, "{issued:?}");
     assert_eq!(issued[0]["certificate_profile_id"], "acme-challenge");
 
-    // lego files the certificate under its first name and revokes it by that name.
-    let out = run("lego", &[&base[..], &["--domains", "*.example.test", "revoke"]].concat(), &env).await;
+    // `--days 3650` makes the 30-day certificate due, so lego renews it in place.
+    let first = serial(&leaf);
+    let renew = ["renew", "--days", "3650", "--no-random-sleep"];
+    let out = run("lego", &[&base[..], &both, &renew].concat(), &env).await;
+    succeeded("lego renew (dns-01)", &out);
+    let sans = verify_chain(&leaf, &issuer);
+    assert!(sans.contains("DNS:*.example.test") && sans.contains("DNS:example.test"), "{sans}");
+    assert_ne!(serial(&leaf), first, "the renewal is a new certificate");
+    let issued = server.acme_certificates().await;
+    assert_eq!(issued.len(), 2, "the renewal is a second ACME certificate: {issued:?}");
+
+    // lego files the certificate under its first name and revokes it by that name; `--keep`
+    // leaves the files in place (not archived) for the OCSP check.
+    let revoke = ["--domains", "*.example.test", "revoke", "--keep"];
+    let out = run("lego", &[&base[..], &revoke].concat(), &env).await;
     succeeded("lego revoke", &out);
     assert_eq!(revoked_count(&server).await, 1);
+    let status = ocsp_status(&leaf, &issuer).await;
+    assert!(status.contains(": revoked"), "{status}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,7 +172,8 @@ async fn lego_ec384_dns01_wildcard() {
 }
 
 /// http-01 with certbot's standalone responder for `certbot.test`, a name only the
-/// challtestsrv resolves (to 127.0.0.1).
+/// challtestsrv resolves (to 127.0.0.1); then `certbot renew` from the saved renewal settings
+/// and revocation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certbot_http01_through_configured_resolver() {
     if !peer("certbot") || !peer("openssl") || !peer("pebble-challtestsrv") {
@@ -195,12 +212,46 @@ async fn certbot_http01_through_configured_resolver() {
         "--logs-dir",
         &logs_s,
     ];
-    let out = run("certbot", &args, &[("REQUESTS_CA_BUNDLE", server.ca.as_path())]).await;
+    let env = [("REQUESTS_CA_BUNDLE", server.ca.as_path())];
+    let out = run("certbot", &args, &env).await;
     succeeded("certbot certonly (http-01 via the configured resolver)", &out);
     let live = config.join("live/certbot.test");
-    let sans = verify_chain(&live.join("cert.pem"), &live.join("chain.pem"));
+    let (leaf, chain) = (live.join("cert.pem"), live.join("chain.pem"));
+    let sans = verify_chain(&leaf, &chain);
     assert!(sans.contains("DNS:certbot.test"), "{sans}");
     assert_eq!(server.acme_certificates().await.len(), 1);
+
+    let dirs = ["--config-dir", &config_s, "--work-dir", &work_s, "--logs-dir", &logs_s, "--non-interactive"];
+    let first = serial(&leaf);
+    let renew = ["renew", "--force-renewal", "--no-random-sleep-on-renew"];
+    let out = run("certbot", &[&renew[..], &dirs].concat(), &env).await;
+    succeeded("certbot renew (http-01)", &out);
+    let sans = verify_chain(&leaf, &chain);
+    assert!(sans.contains("DNS:certbot.test"), "{sans}");
+    assert_ne!(serial(&leaf), first, "the renewal is a new certificate");
+    let certs = server.acme_certificates().await;
+    assert_eq!(certs.len(), 2, "the renewal is a second ACME certificate: {certs:?}");
+    assert!(certs.iter().all(|c| c["certificate_profile_id"] == "acme-challenge"), "{certs:?}");
+
+    let leaf_s = leaf.display().to_string();
+    let revoke = [
+        "revoke",
+        "--server",
+        &directory,
+        "--cert-path",
+        &leaf_s,
+        "--reason",
+        "superseded",
+        "--no-delete-after-revoke",
+    ];
+    let out = run("certbot", &[&revoke[..], &dirs].concat(), &env).await;
+    succeeded("certbot revoke (challenge mode)", &out);
+    let certs = server.acme_certificates().await;
+    let revoked: Vec<_> = certs.iter().filter(|c| c["status"] == "Revoked").collect();
+    assert_eq!(revoked.len(), 1, "{certs:?}");
+    assert_eq!(revoked[0]["revocation_reason"], "superseded");
+    let status = ocsp_status(&leaf, &chain).await;
+    assert!(status.contains(": revoked") && status.contains("Reason: superseded"), "{status}");
 }
 
 /// uacme's hook for ualpn: declines every type but tls-alpn-01 (so uacme moves on to it), and
@@ -257,45 +308,100 @@ async fn uacme_tls_alpn01_issues_renews_and_revokes() {
     }
     assert!(socket.exists(), "ualpn did not open {}", socket.display());
     let hook = ualpn_hook(dir, &socket);
-
-    // Only our CA in the trust directory libcurl (GnuTLS) reads.
-    let trust = dir.join("trust");
-    std::fs::create_dir_all(&trust).unwrap();
-    std::fs::copy(&server.ca, trust.join("ca-certificates.crt")).unwrap();
-    let (trust_s, confdir, hook_s) =
-        (trust.display().to_string(), dir.join("uacme").display().to_string(), hook.display().to_string());
     let directory = format!("{}/acme/profile/acme-challenge/directory", server.url);
-    let uacme = |command: &[&str]| -> Vec<String> {
-        let mut argv: Vec<String> = ["--dev-bind", "/", "/", "--ro-bind", &trust_s, "/etc/ssl/certs", "--", "uacme"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        for a in ["-v", "-c", &confdir, "-a", &directory, "-h", &hook_s, "-t", "EC", "-y"] {
-            argv.push(a.to_owned());
-        }
-        argv.extend(command.iter().map(|s| s.to_string()));
-        argv
-    };
-    let exec = |argv: Vec<String>| async move {
-        run("bwrap", &argv.iter().map(String::as_str).collect::<Vec<_>>(), &[]).await
-    };
+    let uacme = Uacme::new(&server, "uacme", &directory, &hook);
 
-    succeeded("uacme new", &exec(uacme(&["new", "ops@example.com"])).await);
-    succeeded("uacme issue (tls-alpn-01)", &exec(uacme(&["issue", "uacme.test", "127.0.0.1"])).await);
+    succeeded("uacme new", &uacme.run(&["new", "ops@example.com"]).await);
+    succeeded("uacme issue (tls-alpn-01)", &uacme.run(&["issue", "uacme.test", "127.0.0.1"]).await);
     let cert = dir.join("uacme/uacme.test/cert.pem");
     let (leaf, chain) = split_chain(&cert);
     let sans = verify_chain(&leaf, &chain);
     assert!(sans.contains("DNS:uacme.test") && sans.contains("IP Address:127.0.0.1"), "{sans}");
     assert_eq!(server.acme_certificates().await.len(), 1);
 
-    succeeded("uacme issue --force (renewal)", &exec(uacme(&["-f", "issue", "uacme.test", "127.0.0.1"])).await);
+    succeeded("uacme issue --force (renewal)", &uacme.run(&["-f", "issue", "uacme.test", "127.0.0.1"]).await);
     let (leaf, chain) = split_chain(&cert);
     verify_chain(&leaf, &chain);
     assert_eq!(server.acme_certificates().await.len(), 2, "the renewal is a second ACME certificate");
 
     let cert_s = cert.display().to_string();
-    succeeded("uacme revoke", &exec(uacme(&["revoke", &cert_s])).await);
+    succeeded("uacme revoke", &uacme.run(&["revoke", &cert_s]).await);
     assert_eq!(revoked_count(&server).await, 1);
+}
+
+/// uacme under bubblewrap with only our CA in the trust directory libcurl (GnuTLS) reads; its
+/// account and certificates live in `name` under the server's data directory.
+struct Uacme {
+    argv: Vec<String>,
+}
+
+impl Uacme {
+    fn new(server: &Server, name: &str, directory: &str, hook: &Path) -> Uacme {
+        let dir = server.dir.path();
+        let trust = dir.join(format!("{name}-trust"));
+        std::fs::create_dir_all(&trust).unwrap();
+        std::fs::copy(&server.ca, trust.join("ca-certificates.crt")).unwrap();
+        let (trust_s, confdir, hook_s) =
+            (trust.display().to_string(), dir.join(name).display().to_string(), hook.display().to_string());
+        let argv = ["--dev-bind", "/", "/", "--ro-bind", &trust_s, "/etc/ssl/certs", "--", "uacme"]
+            .into_iter()
+            .chain(["-v", "-c", &confdir, "-a", directory, "-h", &hook_s, "-t", "EC", "-y"])
+            .map(str::to_owned)
+            .collect();
+        Uacme { argv }
+    }
+
+    async fn run(&self, command: &[&str]) -> std::process::Output {
+        let argv: Vec<&str> = self.argv.iter().map(String::as_str).chain(command.iter().copied()).collect();
+        run("bwrap", &argv, &[]).await
+    }
+}
+
+/// trust_authenticated mode with uacme: authorizations are valid as soon as the order exists,
+/// so the hook (which fails, saying why) is never asked to answer a challenge; uacme issues,
+/// renews by force and revokes on the default directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uacme_trust_authenticated_issues_renews_and_revokes() {
+    for binary in ["uacme", "bwrap", "openssl", "python3"] {
+        if !peer(binary) {
+            return;
+        }
+    }
+    let server = Server::start(free_port()).await;
+    let dir = server.dir.path();
+    let hook = fixture(
+        dir,
+        "uacme-no-challenge-hook",
+        "#!/usr/bin/env python3\nimport sys\n\
+         sys.stderr.write(f\"a trust_authenticated order asked for a challenge: {sys.argv[1:]}\\n\")\n\
+         sys.exit(1)\n",
+    );
+    let directory = format!("{}/acme/directory", server.url);
+    let uacme = Uacme::new(&server, "uacme-trust", &directory, &hook);
+    let names = ["uacme.example.test", "www.uacme.example.test"];
+
+    succeeded("uacme new", &uacme.run(&["new", "ops@example.com"]).await);
+    succeeded("uacme issue (trust_authenticated)", &uacme.run(&[&["issue"][..], &names].concat()).await);
+    let cert = dir.join("uacme-trust/uacme.example.test/cert.pem");
+    let (leaf, chain) = split_chain(&cert);
+    let sans = verify_chain(&leaf, &chain);
+    assert!(sans.contains("DNS:uacme.example.test") && sans.contains("DNS:www.uacme.example.test"), "{sans}");
+    let certs = server.acme_certificates().await;
+    assert_eq!(certs.len(), 1, "{certs:?}");
+    assert_eq!(certs[0]["certificate_profile_id"], "acme-default");
+
+    let first = serial(&leaf);
+    succeeded("uacme issue --force (renewal)", &uacme.run(&[&["-f", "issue"][..], &names].concat()).await);
+    let (leaf, chain) = split_chain(&cert);
+    verify_chain(&leaf, &chain);
+    assert_ne!(serial(&leaf), first, "the renewal is a new certificate");
+    assert_eq!(server.acme_certificates().await.len(), 2, "the renewal is a second ACME certificate");
+
+    let cert_s = cert.display().to_string();
+    succeeded("uacme revoke", &uacme.run(&["revoke", &cert_s]).await);
+    assert_eq!(revoked_count(&server).await, 1);
+    let status = ocsp_status(&leaf, &chain).await;
+    assert!(status.contains(": revoked"), "{status}");
 }
 
 /// The validators' DNS against a real DNS server: the TXT digest, the failures a client sees
