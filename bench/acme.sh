@@ -41,7 +41,7 @@ drive() {
     local tag=$1 directory=$2 ca=$3
     bench_wait_quiet
     "$BENCH" acme --directory "$directory" --ca "$ca" --clients "$CLIENTS" --warmup 5 \
-        --duration "$SECS" --label "$tag"
+        --duration "$SECS" --label "$(tr -d "[]" <<<"$tag")"
 }
 
 run_certctl() {
@@ -71,8 +71,15 @@ run_pebble() {
     bench_tempdir DIR
     port=$(bench_free_port)
     mport=$(bench_free_port)
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=pebble bench" -days 30 \
-        -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" -keyout "$DIR/key.pem" -out "$DIR/cert.pem" 2>/dev/null
+    # A CA and a leaf for pebble's listener: rustls refuses a CA certificate as a server's own.
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=pebble bench CA" -days 30 \
+        -keyout "$DIR/ca.key" -out "$DIR/ca.pem" 2>/dev/null
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+        -keyout "$DIR/key.pem" -out "$DIR/leaf.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n' \
+        >"$DIR/leaf.ext"
+    openssl x509 -req -in "$DIR/leaf.csr" -CA "$DIR/ca.pem" -CAkey "$DIR/ca.key" -CAcreateserial -days 30 \
+        -extfile "$DIR/leaf.ext" -out "$DIR/cert.pem" 2>/dev/null
     jq -n --arg listen "127.0.0.1:$port" --arg mgmt "127.0.0.1:$mport" --arg cert "$DIR/cert.pem" \
         --arg key "$DIR/key.pem" '{pebble: {listenAddress: $listen, managementListenAddress: $mgmt,
         certificate: $cert, privateKey: $key, httpPort: 5002, tlsPort: 5001, ocspResponderURL: "",
@@ -85,7 +92,7 @@ run_pebble() {
     BENCH_PIDS+=("$SERVER_PID")
     local i
     for i in $(seq 1 100); do
-        curl -sf --cacert "$DIR/cert.pem" "https://127.0.0.1:$port/dir" >/dev/null 2>&1 && break
+        curl -sf --cacert "$DIR/ca.pem" "https://127.0.0.1:$port/dir" >/dev/null 2>&1 && break
         if ! kill -0 "$SERVER_PID" 2>/dev/null || [ "$i" = 100 ]; then
             echo "pebble did not start; its log:" >&2
             cat "$DIR/pebble.log" >&2
@@ -93,8 +100,8 @@ run_pebble() {
         fi
         sleep 0.1
     done
-    echo "$tag $(pebble -version 2>&1 | head -1 || true); idle RSS $(bench_rss)"
-    drive "$tag" "https://127.0.0.1:$port/dir" "$DIR/cert.pem"
+    echo "$tag Debian pebble $(dpkg-query -W -f='${Version}' pebble 2>/dev/null || echo unknown); idle RSS $(bench_rss)"
+    drive "$tag" "https://127.0.0.1:$port/dir" "$DIR/ca.pem"
     echo "$tag RSS after load: $(bench_rss)"
     wrk_endpoint "$tag" "https://127.0.0.1:$port/dir"
     wrk_endpoint "$tag" "https://127.0.0.1:$port/nonce-plz"

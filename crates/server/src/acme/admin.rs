@@ -100,6 +100,7 @@ async fn put_binding(
         updated_at: now,
     };
     let saved = s.store.put_acme_binding(&record, &p.actor(), now).await?;
+    s.acme.directories.clear();
     Ok(Reply(wire(&s, saved)))
 }
 

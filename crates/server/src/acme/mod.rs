@@ -39,11 +39,20 @@ pub struct AcmeRuntime {
     /// Bounds concurrent challenge validations, so a burst of orders cannot open unbounded
     /// outbound connections.
     pub validations: tokio::sync::Semaphore,
+    /// Each served profile with its binding, as read moments ago: every ACME request resolves
+    /// its directory, and reading two rows per request would dominate the cheap ones
+    /// (directory, new-nonce). A change to a profile or binding is seen within
+    /// [`request::DIRECTORY_CACHE_TTL`].
+    pub directories: request::DirectoryCache,
 }
 
 impl Default for AcmeRuntime {
     fn default() -> Self {
-        AcmeRuntime { nonce_key: nonce::NonceKey::default(), validations: tokio::sync::Semaphore::new(16) }
+        AcmeRuntime {
+            nonce_key: nonce::NonceKey::default(),
+            validations: tokio::sync::Semaphore::new(16),
+            directories: request::DirectoryCache::default(),
+        }
     }
 }
 

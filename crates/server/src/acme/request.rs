@@ -20,6 +20,42 @@ use crate::AppState;
 /// largest.
 pub const MAX_JWS_BYTES: usize = 64 * 1024;
 
+/// How long a resolved profile and binding are reused without reading them again.
+pub const DIRECTORY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+/// Profiles cached at most; more are read from the store each time.
+const DIRECTORY_CACHE_MAX: usize = 1_000;
+
+type CachedDirectory = (std::time::Instant, CertificateProfile, AcmeBindingRecord);
+
+/// Recently resolved profiles and bindings by profile ID.
+#[derive(Default)]
+pub struct DirectoryCache(std::sync::Mutex<std::collections::HashMap<String, CachedDirectory>>);
+
+impl DirectoryCache {
+    fn get(&self, id: &str) -> Option<(CertificateProfile, AcmeBindingRecord)> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(id)
+            .filter(|(at, _, _)| at.elapsed() < DIRECTORY_CACHE_TTL)
+            .map(|(_, profile, binding)| (profile.clone(), binding.clone()))
+    }
+
+    /// Forgets every entry, after a profile or binding changed on this replica.
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    fn put(&self, id: &str, profile: &CertificateProfile, binding: &AcmeBindingRecord) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= DIRECTORY_CACHE_MAX {
+            map.retain(|_, (at, _, _)| at.elapsed() < DIRECTORY_CACHE_TTL);
+            if map.len() >= DIRECTORY_CACHE_MAX {
+                return;
+            }
+        }
+        map.insert(id.to_owned(), (std::time::Instant::now(), profile.clone(), binding.clone()));
+    }
+}
+
 /// The profile a request addresses, with its ACME binding and URL base.
 #[derive(Debug, Clone)]
 pub struct Directory {
@@ -53,8 +89,15 @@ impl Directory {
             }
         };
         let not_served = || AcmeError::NotFound(format!("profile '{id}' is not served over ACME"));
-        let binding = s.store.acme_binding(&id).await?.ok_or_else(not_served)?;
-        let profile = s.store.profile(&id).await?;
+        let (profile, binding) = match s.acme.directories.get(&id) {
+            Some(hit) => hit,
+            None => {
+                let binding = s.store.acme_binding(&id).await?.ok_or_else(not_served)?;
+                let profile = s.store.profile(&id).await?;
+                s.acme.directories.put(&id, &profile, &binding);
+                (profile, binding)
+            }
+        };
         if !profile.enabled {
             return Err(not_served());
         }

@@ -66,7 +66,10 @@ async fn update_profile(
     Path(id): Path<String>,
     Json(req): Json<UpdateProfile>,
 ) -> ApiResult<Reply<CertificateProfile>> {
-    Ok(Reply(s.store.update_profile(&id, &req, &p.actor(), s.clock.now()).await?))
+    let updated = s.store.update_profile(&id, &req, &p.actor(), s.clock.now()).await?;
+    // This replica serves the change to ACME clients at once; others within a second.
+    s.acme.directories.clear();
+    Ok(Reply(updated))
 }
 
 /// Delete a certificate profile that no certificate or renewal policy references.
@@ -78,6 +81,7 @@ async fn delete_profile(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     s.store.delete_profile(&id, &p.actor(), s.clock.now()).await?;
+    s.acme.directories.clear();
     Ok(StatusCode::NO_CONTENT)
 }
 
