@@ -13,6 +13,7 @@ mod charts;
 mod dashboard;
 mod form;
 mod notifications;
+mod observability;
 mod page;
 mod resources;
 mod session;
@@ -54,6 +55,7 @@ pub fn router(app: AppState, api: Router) -> Router {
         .route("/certificates/{id}/export.pem", get(certificates::export_pem))
         .route("/notifications", get(notifications::list))
         .route("/notifications/{id}/requeue", post(notifications::requeue))
+        .route("/observability", get(observability::show))
         .route("/static/{file}", get(assets::serve))
         .route("/audit/export/{format}", get(resources::audit_export));
     // Each resource gets its own routes, so paths the dashboard does not serve stay the API's

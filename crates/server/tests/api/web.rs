@@ -230,6 +230,8 @@ async fn every_page_renders_empty_and_populated() {
     }
     assert!(html(&b.get("/issuers").await).contains(&deps.issuer));
     assert!(html(&b.get("/jobs").await).contains(&id), "the issuance job is listed");
+    let observability = html(&b.get("/observability").await);
+    assert!(observability.contains("certificate_total") && observability.contains("# TYPE certctl_certificate_total"));
     app.finish().await;
 }
 
@@ -388,6 +390,7 @@ const SECTIONS: &[&str] = &[
     "/owners",
     "/audit",
     "/api-keys",
+    "/observability",
 ];
 
 #[tokio::test]
