@@ -14,6 +14,8 @@ use certctl_store::testing::TestDb;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+use crate::live::LiveServer;
+
 /// A certctl-server on a free port with its own data directory.
 pub struct Server {
     pub url: String,
@@ -43,10 +45,7 @@ impl Setup {
     }
 }
 
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+pub use crate::live::free_port;
 
 /// Whether `binary` runs; when not, skips (prints why) or, in CI, fails.
 pub fn peer(binary: &str) -> bool {
@@ -80,55 +79,26 @@ impl Server {
     /// binds it, plus `acme-challenge` (challenge mode), to a fresh local-CA issuer. `None`
     /// when the backend is not available to tests (PostgreSQL unconfigured outside CI).
     pub async fn launch(setup: Setup) -> Option<Server> {
-        let dir = tempfile::Builder::new().prefix("certctl-acme-peers-").tempdir().unwrap();
         let db = match setup.backend {
             Backend::Postgres => Some(TestDb::postgres().await?),
             Backend::Sqlite => None,
         };
-        let port = free_port();
-        let key = certctl_server::auth::generate_key();
-        let mut raw = certctl_server::config::RawSettings::default();
-        raw.set("data_dir", dir.path().display().to_string());
-        match &db {
-            Some(db) => {
-                raw.set("database_url", db.url());
-                raw.set("database_max_connections", "4");
-            }
-            None => raw.set("database_url", format!("sqlite://{}/certctl.db", dir.path().display())),
-        }
-        raw.set("listen", format!("127.0.0.1:{port}"));
-        raw.set("bootstrap_api_key", key.clone());
-        raw.set("acme_default_profile_id", "acme-default");
-        raw.set("acme_http01_port", setup.http01_port.to_string());
-        raw.set("acme_tlsalpn01_port", setup.tlsalpn01_port.to_string());
+        let mut settings = vec![
+            ("acme_default_profile_id", "acme-default".to_owned()),
+            ("acme_http01_port", setup.http01_port.to_string()),
+            ("acme_tlsalpn01_port", setup.tlsalpn01_port.to_string()),
+            ("allow_loopback_targets", "true".to_owned()),
+            // Certificates then name a plain-HTTP OCSP responder that openssl can ask.
+            ("pki_http_listen", format!("127.0.0.1:{}", free_port())),
+        ];
         if let Some(resolver) = setup.dns_resolver {
-            raw.set("acme_dns_resolver", resolver.to_string());
+            settings.push(("acme_dns_resolver", resolver.to_string()));
         }
-        raw.set("allow_loopback_targets", "true");
-        // Certificates then name a plain-HTTP OCSP responder that openssl can ask.
-        raw.set("pki_http_listen", format!("127.0.0.1:{}", free_port()));
-        raw.set("log", "warn");
-        let config = raw.into_config().unwrap();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            if let Err(e) = rt.block_on(certctl_server::run(config)) {
-                eprintln!("certctl-server stopped: {e:#}");
-            }
-        });
-        let ca = dir.path().join("tls/ca.pem");
-        let url = format!("https://127.0.0.1:{port}");
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        let http = loop {
-            if let Ok(pem) = std::fs::read(&ca) {
-                let cert = reqwest::Certificate::from_pem(&pem).unwrap();
-                let http = reqwest::Client::builder().add_root_certificate(cert).build().unwrap();
-                if http.get(format!("{url}/health")).send().await.is_ok_and(|r| r.status().is_success()) {
-                    break http;
-                }
-            }
-            assert!(std::time::Instant::now() < deadline, "certctl-server did not come up");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
+        if let Some(db) = &db {
+            settings.push(("database_url", db.url().to_owned()));
+            settings.push(("database_max_connections", "4".to_owned()));
+        }
+        let LiveServer { url, key, ca, dir, http } = LiveServer::start(&settings).await;
         let server = Server { url, key, ca, dir, http, _db: db };
         server.bind_profiles().await;
         Some(server)

@@ -1,6 +1,6 @@
 //! A real certctl-server for tests that drive it with outside programs (a browser, a CLI): the
 //! library's `run` on a runtime thread of its own, listening on a free loopback port over TLS,
-//! with a fresh data directory and SQLite database.
+//! with a fresh data directory and a SQLite database there unless the settings name another.
 
 use std::path::PathBuf;
 use std::time::Duration;
