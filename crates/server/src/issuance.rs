@@ -34,6 +34,10 @@ pub const CSR_TIMEOUT: Duration = Duration::hours(24);
 /// How long an issuance may wait for approval.
 pub const APPROVAL_TIMEOUT: Duration = Duration::hours(168);
 
+/// How long a certificate profile is used without reading it again; bounds how long another
+/// replica's change to it takes to apply here.
+const PROFILE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Everything signing needs about one certificate.
 struct Context {
     cert: ManagedCertificate,
@@ -47,7 +51,9 @@ async fn context(s: &AppState, certificate_id: &str) -> ApiResult<Context> {
 
 async fn with_profile(s: &AppState, cert: ManagedCertificate) -> ApiResult<Context> {
     let profile = match &cert.certificate_profile_id {
-        Some(id) => Some(s.store.profile(id).await?),
+        Some(id) => {
+            Some(s.engine.profiles.get_or_load(id, async { Ok::<_, ApiError>(s.store.profile(id).await?) }).await?)
+        }
         None => None,
     };
     Ok(Context { cert, profile })
@@ -266,7 +272,7 @@ enum Subject<'a> {
 /// Issues a leaf through the certificate's issuer and counts the outcome and the time it took.
 async fn issue_for(s: &AppState, ctx: &Context, subject: Subject<'_>) -> ApiResult<Issued> {
     let started = std::time::Instant::now();
-    let issuer_type = s.store.issuer(&ctx.cert.issuer_id).await?.issuer_type;
+    let issuer_type = s.engine.authorities.issuer_type(s, &ctx.cert.issuer_id).await?;
     let result = match issuer_type {
         certctl_api::IssuerType::Acme => issue_acme(s, ctx, subject).await,
         _ => {
@@ -504,6 +510,8 @@ pub struct Engine {
     pub wake: tokio::sync::Notify,
     pub keygen: tokio::sync::Semaphore,
     pub acme_client: crate::acme_issuer::AcmeClient,
+    /// Certificate profiles read by every issuance; cleared when this replica changes one.
+    pub profiles: crate::ttl_cache::TtlCache<CertificateProfile>,
 }
 
 impl Default for Engine {
@@ -516,6 +524,7 @@ impl Default for Engine {
             wake: tokio::sync::Notify::new(),
             keygen: tokio::sync::Semaphore::new(2),
             acme_client: Default::default(),
+            profiles: crate::ttl_cache::TtlCache::new(PROFILE_TTL),
         }
     }
 }

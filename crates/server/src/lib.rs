@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 mod fsutil;
+pub mod group_commit;
 pub mod heartbeats;
 pub mod issuance;
 pub mod local_ca;
@@ -23,6 +24,7 @@ pub mod secrets;
 pub mod seed;
 mod telemetry;
 pub mod tls;
+pub mod ttl_cache;
 pub mod web;
 
 use std::sync::Arc;

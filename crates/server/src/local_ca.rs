@@ -22,6 +22,7 @@ use certctl_store::{Actor, CaRecord, CaState, NewCa, StoreError};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::ttl_cache::TtlCache;
 
 /// Leaf validity when the issuer config names none.
 const DEFAULT_LEAF_DAYS: i64 = 90;
@@ -130,11 +131,17 @@ pub struct Signer {
     pub ca: Arc<LoadedCa>,
 }
 
-/// Decrypted CA material by CA ID, and each issuer's signer for a short while.
-#[derive(Default)]
+/// Decrypted CA material by CA ID, and each issuer's signer and type for a short while.
 pub struct Authorities {
     material: RwLock<HashMap<String, Arc<CaCert>>>,
     signers: Mutex<HashMap<String, (Signer, Instant)>>,
+    types: TtlCache<IssuerType>,
+}
+
+impl Default for Authorities {
+    fn default() -> Self {
+        Authorities { material: Default::default(), signers: Default::default(), types: TtlCache::new(SIGNER_TTL) }
+    }
 }
 
 /// The sealing context of a CA key.
@@ -264,9 +271,16 @@ impl Authorities {
         Ok(signer)
     }
 
-    /// Drops every cached signer; called after any change to issuers or their CAs.
+    /// The issuer's type, which decides how it issues; cached like its signer.
+    pub async fn issuer_type(&self, s: &AppState, issuer_id: &str) -> ApiResult<IssuerType> {
+        self.types.get_or_load(issuer_id, async { Ok(s.store.issuer(issuer_id).await?.issuer_type) }).await
+    }
+
+    /// Drops every cached signer and issuer type; called after any change to issuers or their
+    /// CAs.
     pub fn forget_signers(&self) {
         self.signers.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.types.clear();
     }
 
     /// The CA that signs new certificates for an issuer: its newest active CA, with the root

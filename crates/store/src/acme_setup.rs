@@ -23,6 +23,9 @@ struct BindingRow {
     updated_at: i64,
 }
 
+/// Nonces per INSERT: two parameters each, well under SQLite's bound-parameter limit.
+const NONCE_ROWS_PER_STATEMENT: usize = 256;
+
 impl From<BindingRow> for AcmeBindingRecord {
     fn from(r: BindingRow) -> Self {
         AcmeBindingRecord {
@@ -100,9 +103,8 @@ impl Store {
         Ok(q.fetch_all::<BindingRow>(&mut c.conn()).await?.into_iter().map(Into::into).collect())
     }
 
-    /// Spends a nonce: `true` the first time, `false` when any replica spent it before.
-    /// With `purge`, spent nonces past their expiry (which no longer verify anyway) are
-    /// deleted in the same transaction.
+    /// Records a spent nonce; false when it was spent before. With `purge`, records whose
+    /// nonce has expired are deleted in the same transaction.
     pub async fn spend_acme_nonce(
         &self,
         nonce: &str,
@@ -110,13 +112,30 @@ impl Store {
         purge: bool,
         now: OffsetDateTime,
     ) -> Result<bool> {
+        let spent = self.spend_acme_nonces(&[(nonce.to_owned(), expires_at)], purge, now).await?;
+        Ok(spent[0])
+    }
+
+    /// Records a batch of spent nonces in one transaction (group commit): for each, whether
+    /// this call spent it, false when it was spent before or earlier in the same batch.
+    pub async fn spend_acme_nonces(
+        &self,
+        nonces: &[(String, OffsetDateTime)],
+        purge: bool,
+        now: OffsetDateTime,
+    ) -> Result<Vec<bool>> {
         let mut tx = self.begin().await?;
-        let inserted =
-            Sql::new("INSERT INTO acme_spent_nonces (nonce, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .arg(nonce)
-                .arg(to_micros(expires_at))
-                .execute(&mut tx.conn())
-                .await?;
+        let mut fresh = std::collections::HashSet::with_capacity(nonces.len());
+        for chunk in nonces.chunks(NONCE_ROWS_PER_STATEMENT) {
+            let mut q = Sql::new("INSERT INTO acme_spent_nonces (nonce, expires_at) VALUES ");
+            for (i, (nonce, expires_at)) in chunk.iter().enumerate() {
+                q.push(if i == 0 { "(" } else { ", (" });
+                q.push_bind(nonce.as_str()).push(", ").push_bind(to_micros(*expires_at)).push(")");
+            }
+            q.push(" ON CONFLICT DO NOTHING RETURNING nonce");
+            let inserted: Vec<(String,)> = q.fetch_all(&mut tx.conn()).await?;
+            fresh.extend(inserted.into_iter().map(|(n,)| n));
+        }
         if purge {
             Sql::new("DELETE FROM acme_spent_nonces WHERE expires_at < $1")
                 .arg(to_micros(now))
@@ -124,7 +143,9 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
-        Ok(inserted == 1)
+        // A nonce inserted by this batch belongs to its first occurrence only: a replay within
+        // the batch is as spent as one from an earlier batch.
+        Ok(nonces.iter().map(|(n, _)| fresh.remove(n)).collect())
     }
 
     /// The sealed nonce key: `candidate` when this call creates it, else the one stored first.

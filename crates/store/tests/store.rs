@@ -1,6 +1,8 @@
 //! The store's integration suite: every test runs once on SQLite and once on PostgreSQL (when
 //! `CERTCTL_TEST_POSTGRES_URL` names a server), each on a database of its own.
 
+#[path = "store/acme_nonces.rs"]
+mod acme_nonces;
 #[path = "store/api_keys.rs"]
 mod api_keys;
 #[path = "store/audit.rs"]
@@ -56,6 +58,8 @@ backend_tests! {
     backends: [sqlite: certctl_store::Backend::Sqlite, postgres: certctl_store::Backend::Postgres],
     async: [
         organization::team_crud,
+        acme_nonces::nonce_batches_spend_each_nonce_once,
+        acme_nonces::large_nonce_batches_span_statements,
         organization::team_duplicates_conflict,
         organization::team_unknown_id_is_not_found,
         organization::owner_crud,

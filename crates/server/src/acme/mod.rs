@@ -36,6 +36,7 @@ use crate::AppState;
 /// Runtime state of the ACME server, shared by every request.
 pub struct AcmeRuntime {
     pub nonce_key: nonce::NonceKey,
+    pub nonce_spends: nonce::NonceSpends,
     /// Bounds concurrent challenge validations, so a burst of orders cannot open unbounded
     /// outbound connections.
     pub validations: tokio::sync::Semaphore,
@@ -50,6 +51,7 @@ impl Default for AcmeRuntime {
     fn default() -> Self {
         AcmeRuntime {
             nonce_key: nonce::NonceKey::default(),
+            nonce_spends: nonce::NonceSpends::default(),
             validations: tokio::sync::Semaphore::new(16),
             directories: request::DirectoryCache::default(),
         }

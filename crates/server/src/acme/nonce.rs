@@ -10,8 +10,11 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::{Duration, OffsetDateTime};
 
+use certctl_store::StoreError;
+
 use super::problem::AcmeError;
 use crate::AppState;
+use crate::group_commit::GroupCommit;
 
 /// How long a nonce may wait between issue and use.
 pub const NONCE_TTL: Duration = Duration::minutes(30);
@@ -39,6 +42,59 @@ impl NonceKey {
                 Ok(hmac::Key::new(hmac::HMAC_SHA256, &key))
             })
             .await
+    }
+}
+
+/// Nonce spends waiting for the writer; callers wait when it is this far behind.
+const SPEND_QUEUE_DEPTH: usize = 4096;
+/// Most nonces spent in one transaction.
+const SPEND_BATCH: usize = 256;
+
+/// Spends nonces through one writer: every signed ACME request spends one, and concurrent
+/// spends share a transaction instead of queueing for the database's writer one by one.
+pub struct NonceSpends(GroupCommit<(String, OffsetDateTime, bool), Result<bool, StoreError>>);
+
+impl Default for NonceSpends {
+    fn default() -> Self {
+        NonceSpends(GroupCommit::new(SPEND_BATCH, SPEND_QUEUE_DEPTH))
+    }
+}
+
+impl NonceSpends {
+    /// Whether this call spent `nonce` (false: spent before). With `purge`, the batch also
+    /// deletes expired records.
+    async fn spend(
+        &self,
+        s: &AppState,
+        nonce: String,
+        expires_at: OffsetDateTime,
+        purge: bool,
+    ) -> Result<bool, AcmeError> {
+        let (store, clock) = (s.store.clone(), s.clock.clone());
+        let writer = move || {
+            move |items: Vec<(String, OffsetDateTime, bool)>| {
+                let (store, now) = (store.clone(), clock.now());
+                async move {
+                    let purge = items.iter().any(|(_, _, p)| *p);
+                    let nonces: Vec<_> = items.into_iter().map(|(n, e, _)| (n, e)).collect();
+                    match store.spend_acme_nonces(&nonces, purge, now).await {
+                        Ok(spent) => spent.into_iter().map(Ok).collect(),
+                        // The batch failed as a whole and spent nothing: each nonce gets its
+                        // own attempt, so each caller learns its own outcome.
+                        Err(e) => {
+                            tracing::warn!(error = %e, nonces = nonces.len(), "batched nonce spend failed; spending one by one");
+                            let mut results = Vec::with_capacity(nonces.len());
+                            for (nonce, expires_at) in &nonces {
+                                results.push(store.spend_acme_nonce(nonce, *expires_at, false, now).await);
+                            }
+                            results
+                        }
+                    }
+                }
+            }
+        };
+        let spent = self.0.submit((nonce, expires_at, purge), writer).await;
+        spent.map_err(|_| AcmeError::Internal("the nonce writer has stopped".into()))?.map_err(AcmeError::from)
     }
 }
 
@@ -86,7 +142,7 @@ pub async fn spend(s: &AppState, nonce: Option<&str>) -> Result<(), AcmeError> {
     // One spend in 256 (by the nonce's own random first byte) also purges expired records,
     // which bounds the table without a background job.
     let purge = bytes[0] == 0;
-    if s.store.spend_acme_nonce(nonce, expires_at, purge, now).await? {
+    if s.acme.nonce_spends.spend(s, nonce.to_owned(), expires_at, purge).await? {
         Ok(())
     } else {
         Err(AcmeError::BadNonce("the nonce was already used; fetch a new one".into()))

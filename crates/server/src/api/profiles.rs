@@ -67,8 +67,9 @@ async fn update_profile(
     Json(req): Json<UpdateProfile>,
 ) -> ApiResult<Reply<CertificateProfile>> {
     let updated = s.store.update_profile(&id, &req, &p.actor(), s.clock.now()).await?;
-    // This replica serves the change to ACME clients at once; others within a second.
+    // This replica applies the change at once; others within their caches' TTLs.
     s.acme.directories.clear();
+    s.engine.profiles.clear();
     Ok(Reply(updated))
 }
 
@@ -82,6 +83,7 @@ async fn delete_profile(
 ) -> ApiResult<StatusCode> {
     s.store.delete_profile(&id, &p.actor(), s.clock.now()).await?;
     s.acme.directories.clear();
+    s.engine.profiles.clear();
     Ok(StatusCode::NO_CONTENT)
 }
 
