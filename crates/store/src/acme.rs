@@ -679,12 +679,31 @@ impl Store {
     }
 
     /// Files a finalized order's certificate: a managed certificate (source ACME, Active) with
-    /// its one version, and the order `valid` pointing at it, in one transaction.
-    pub async fn finish_acme_order(&self, i: &AcmeIssuance, actor: &Actor, now: OffsetDateTime) -> Result<AcmeOrder> {
+    /// its one version, and the order `valid` pointing at it, in one transaction. `None` when
+    /// the order is no longer `ready` (another finalize filed first); nothing is written then.
+    pub async fn finish_acme_order(
+        &self,
+        i: &AcmeIssuance,
+        actor: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<Option<AcmeOrder>> {
         let mut tx = self.begin().await?;
         let ts = to_micros(now);
         let b = &i.binding;
         let v = &i.version;
+        // The order moves on only from `ready` (or `processing`, where a finalize parks it while
+        // an external step runs): of two finalizes racing, the first claims the order and files
+        // its certificate, and the other finds it taken, writes nothing and answers with it.
+        let claimed = Sql::new(
+            "UPDATE acme_orders SET status = 'valid', updated_at = $2 WHERE id = $1 AND status IN ('ready', 'processing')",
+        )
+        .arg(&i.order_id)
+        .arg(ts)
+        .execute(&mut tx.conn())
+        .await?;
+        if claimed == 0 {
+            return Ok(None);
+        }
         Sql::new(
             "INSERT INTO managed_certificates (id, name, common_name, sans, environment, owner_id, team_id, issuer_id, \
              renewal_policy_id, certificate_profile_id, status, expires_at, tags, source, last_renewal_at, created_at, \
@@ -723,18 +742,12 @@ impl Store {
         .arg(v.issuer_ca_id.clone())
         .execute(&mut tx.conn())
         .await?;
-        let changed = Sql::new(
-            "UPDATE acme_orders SET status = 'valid', certificate_id = $2, updated_at = $3 WHERE id = $1 \
-             AND status = 'processing'",
-        )
-        .arg(&i.order_id)
-        .arg(&i.certificate_id)
-        .arg(ts)
-        .execute(&mut tx.conn())
-        .await?;
-        if changed == 0 {
-            return Err(StoreError::Conflict(format!("ACME order '{}' is no longer processing", i.order_id)));
-        }
+        // The certificate exists now, so the order may refer to it.
+        Sql::new("UPDATE acme_orders SET certificate_id = $2 WHERE id = $1")
+            .arg(&i.order_id)
+            .arg(&i.certificate_id)
+            .execute(&mut tx.conn())
+            .await?;
         let details = json!({
             "acme_order": i.order_id, "version_id": v.id, "serial_number": v.serial_number,
             "issuer_ca_id": v.issuer_ca_id, "not_after": v.not_after.unix_timestamp(),
@@ -751,7 +764,7 @@ impl Store {
         append(&mut tx, &[entry], now).await?;
         let order = fetch_order(&mut tx.conn(), &i.order_id).await?.expect("the order exists");
         tx.commit().await?;
-        Ok(order)
+        Ok(Some(order))
     }
 
     /// The certificate with this serial, as issued by certctl (any CA).

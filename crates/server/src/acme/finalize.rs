@@ -88,18 +88,20 @@ pub async fn finalize(
         .map_err(|p| AcmeError::Internal(format!("stored identifier does not parse: {}", p.detail)))?;
     check_names(&order, &ids, &csr)?;
     check_key(Some(&dir.profile), csr.key).map_err(|e| AcmeError::BadCsr(e.to_string()))?;
-    if !s.store.transition_acme_order(&order.id, &[OrderStatus::Ready], OrderStatus::Processing, None, now).await? {
-        // Another finalize got there first; its outcome is the answer.
-        let current = owned_order(&s, &req, Some(&order.id)).await?;
-        return Ok(render_order(dir, &current, StatusCode::OK));
-    }
+    // The local CA signs within the request, so the order goes from `ready` to `valid` in the
+    // transaction that files the certificate; no client ever waits on `processing`.
     match issue(&s, dir, &order, &ids, &csr, now).await {
-        Ok(done) => Ok(render_order(dir, &done, StatusCode::OK)),
+        Ok(Some(done)) => Ok(render_order(dir, &done, StatusCode::OK)),
+        Ok(None) => {
+            // Another finalize got there first; its outcome is the answer.
+            let current = owned_order(&s, &req, Some(&order.id)).await?;
+            Ok(render_order(dir, &current, StatusCode::OK))
+        }
         Err(e) => {
             let problem = e.to_json();
             if let Err(store) = s
                 .store
-                .transition_acme_order(&order.id, &[OrderStatus::Processing], OrderStatus::Invalid, Some(&problem), now)
+                .transition_acme_order(&order.id, &[OrderStatus::Ready], OrderStatus::Invalid, Some(&problem), now)
                 .await
             {
                 tracing::error!(order_id = %order.id, error = %store, "cannot mark the ACME order invalid");
@@ -109,7 +111,8 @@ pub async fn finalize(
     }
 }
 
-/// Signs the certificate and files it; the order ends `valid`.
+/// Signs the certificate and files it; the order ends `valid`. `None` when another finalize
+/// filed its certificate first.
 async fn issue(
     s: &AppState,
     dir: &Directory,
@@ -117,7 +120,7 @@ async fn issue(
     ids: &[Identifier],
     csr: &ParsedCsr,
     now: OffsetDateTime,
-) -> AcmeResult<AcmeOrder> {
+) -> AcmeResult<Option<AcmeOrder>> {
     let started = std::time::Instant::now();
     let signer = s.engine.authorities.signer(s, &dir.binding.issuer_id).await?;
     let mut validity = Duration::days(signer.config.validity_days);
