@@ -447,6 +447,17 @@ struct ListPage {
     exports: bool,
 }
 
+impl ListPage {
+    /// Links on each row to the resource's own pages: (label, path after the row's ID).
+    fn row_links(&self) -> &'static [(&'static str, &'static str)] {
+        match self.path {
+            "renewal-policies" => &[("Edit alerts", "/alerts")],
+            "discovery" if self.writable => &[("Claim", "/claim")],
+            _ => &[],
+        }
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {
     #[serde(default)]
