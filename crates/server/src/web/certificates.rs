@@ -590,3 +590,28 @@ pub async fn export_pem(
     )
         .into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reference_without_a_loaded_name_shows_its_id() {
+        let names = Names {
+            issuers: HashMap::from([("iss-1".to_owned(), "Local CA".to_owned())]),
+            owners: HashMap::new(),
+            teams: HashMap::new(),
+        };
+        assert_eq!(names.issuer("iss-1"), "Local CA");
+        assert_eq!(names.issuer("iss-2"), "iss-2");
+        assert_eq!(names.owner("o-1"), "o-1");
+    }
+
+    #[test]
+    fn tags_are_key_value_pairs() {
+        assert_eq!(tags("a=1, b = x\nc=").unwrap(), json!({"a": "1", "b": "x", "c": ""}));
+        assert_eq!(tags(" ").unwrap(), json!({}));
+        assert_eq!(tags("a=1, oops").unwrap_err().field(), Some("tags"));
+        assert_eq!(tags("=1").unwrap_err().field(), Some("tags"));
+    }
+}

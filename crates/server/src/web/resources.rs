@@ -325,7 +325,7 @@ pub const RESOURCES: &[Resource] = &[
             ("id", "ID"),
             ("common_name", "Common name"),
             ("agent_id", "Agent"),
-            ("path", "Path"),
+            ("source_path", "Path"),
             ("status", "Status"),
             ("not_after", "Expires"),
         ],

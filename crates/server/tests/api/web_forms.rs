@@ -249,6 +249,7 @@ async fn a_discovered_certificate_is_claimed_from_its_form() {
     b.sign_in(&app.operator).await;
     let list = is_page(&b.get("/discovery").await, 200);
     assert!(list.contains(&format!("href=\"/discovery/{id}/claim\"")) && list.contains(">Dismiss</button>"), "{list}");
+    assert!(list.contains("<td>/etc/ssl/legacy.pem</td>"), "where it was found is listed");
     let form = is_page(&b.get(&format!("/discovery/{id}/claim")).await, 200);
     assert!(form.contains("value=\"legacy.example.com\"") && form.contains(&format!("<option value=\"{}\"", d.owner)));
     let csrf = b.csrf().await;
@@ -318,6 +319,8 @@ async fn a_viewer_sees_no_write_controls_and_is_refused_on_post() {
     b.sign_in(&app.viewer).await;
     let detail = is_page(&b.get(&format!("/certificates/{id}")).await, 200);
     assert!(!detail.contains("/edit\""), "no edit link: {detail}");
+    let form = is_page(&b.get(&format!("/certificates/{id}/edit")).await, 200);
+    assert!(!form.contains(">Save</button>"), "the form is read-only for a viewer");
     let alerts = is_page(&b.get(&format!("/renewal-policies/{}/alerts", d.policy)).await, 200);
     assert!(!alerts.contains(">Save</button>") && !alerts.contains("name=\"remove_0\""), "{alerts}");
     let acme = is_page(&b.get("/acme").await, 200);
@@ -398,5 +401,48 @@ async fn stable_pages_of_an_empty_store_match_their_snapshots() {
     snapshot("dashboard_first_run", &is_page(&b.get("/").await, 200));
     snapshot("teams_empty", &is_page(&b.get("/teams").await, 200));
     snapshot("certificates_empty", &is_page(&b.get("/certificates").await, 200));
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn a_profile_is_served_over_acme_from_its_form_and_renew_now_answers() {
+    let app = TestApp::new().await;
+    let d = fixtures::deps(&app, "acme").await;
+    let profile = fixtures::profile(&app, "acme web").await;
+    let mut b = Browser::new(&app);
+    b.sign_in(&app.admin).await;
+    let page = is_page(&b.get("/acme").await, 200);
+    assert!(page.contains(&format!("action=\"/acme/bindings/{profile}\"")) && page.contains("Not served over ACME."));
+    let csrf = b.csrf().await;
+    let mut fields = vec![
+        ("_csrf", csrf.as_str()),
+        ("issuer_id", d.issuer.as_str()),
+        ("owner_id", d.owner.as_str()),
+        ("team_id", d.team.as_str()),
+        ("external_account_required", "on"),
+        ("renewal_policy_id", d.policy.as_str()),
+    ];
+    // An auto-renewing policy is the API's 422, shown at that profile's form.
+    let body = is_page(&b.post(&format!("/acme/bindings/{profile}"), &fields).await, 422);
+    let block = &body[body.find(&format!("data-profile=\"{profile}\"")).unwrap()..];
+    assert!(block[..block.find("</form>").unwrap()].contains("auto-renews"), "{block}");
+
+    // Without a policy the API files ACME certificates under rp-acme.
+    fields.pop();
+    let refs = fields;
+    let r = b.post(&format!("/acme/bindings/{profile}"), &refs).await;
+    assert_eq!(r.status, 303, "{}", html(&r));
+    let bindings = app.get("/api/v1/acme/profiles", &app.viewer).await;
+    let bound = bindings.json.as_array().unwrap().iter().find(|x| x["profile_id"] == profile.as_str()).unwrap().clone();
+    assert_eq!(
+        (&bound["issuer_id"], &bound["renewal_policy_id"], &bound["external_account_required"]),
+        (&json!(d.issuer), &json!("rp-acme"), &json!(true))
+    );
+    let page = is_page(&b.get("/acme").await, 200);
+    assert!(page.contains(&format!("/acme/profile/{profile}/directory")), "the directory URL is shown: {page}");
+
+    let r = b.post(&format!("/acme/issuers/{}/renew-now", d.issuer), &[("_csrf", &csrf)]).await;
+    assert_eq!(r.status, 303, "{}", html(&r));
+    assert!(location(&r).starts_with("/acme?notice=0%20ACME%20certificates"), "{}", location(&r));
     app.finish().await;
 }
