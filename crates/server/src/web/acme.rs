@@ -1,6 +1,6 @@
 //! The ACME server's administration: which profiles are served over ACME and how, the external
 //! account binding keys (the HMAC key shown once, when it is made), and "renew now" for the
-//! ACME certificates of an issuer. Writes are the API's: admin keys only.
+//! ACME certificates of an issuer or of one certificate. Writes are the API's: admin keys only.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -221,5 +221,19 @@ pub async fn renew_now(
     let uri = format!("/api/v1/acme/issuers/{}/renew-now", urlencode(&issuer_id));
     let done = web.send(&session, Method::POST, &uri, &json!({})).await??;
     let count = done["certificates"].as_u64().unwrap_or(0);
-    Ok(back(&format!("{count} ACME certificates of {issuer_id} are due for renewal within the hour.")))
+    Ok(back(&format!("{count} certificates of {issuer_id} now ask ACME clients to renew within the hour.")))
+}
+
+/// Opens the ARI renewal window of one ACME certificate now, from its detail page.
+pub async fn renew_certificate_now(
+    State(web): State<Web>,
+    session: Session,
+    Path(id): Path<String>,
+    fields: Fields,
+) -> Result<Response, WebError> {
+    fields.check_csrf(&session)?;
+    let id = urlencode(&id);
+    web.send(&session, Method::POST, &format!("/api/v1/acme/certificates/{id}/renew-now"), &json!({})).await??;
+    let notice = "ACME clients polling renewal-info are asked to renew it within the hour.";
+    Ok(Redirect::to(&format!("/certificates/{id}?notice={}", urlencode(notice))).into_response())
 }

@@ -71,7 +71,8 @@ pub fn router(app: AppState, api: Router) -> Router {
         .route("/acme/eab-keys", post(acme::create_key))
         .route("/acme/eab-keys/{kid}/delete", post(acme::delete_key))
         .route("/acme/bindings/{profile_id}", post(acme::bind))
-        .route("/acme/issuers/{issuer_id}/renew-now", post(acme::renew_now));
+        .route("/acme/issuers/{issuer_id}/renew-now", post(acme::renew_now))
+        .route("/certificates/{id}/acme-renew-now", post(acme::renew_certificate_now));
     // Each resource gets its own routes, so paths the dashboard does not serve stay the API's
     // JSON 404.
     let router = resources::RESOURCES.iter().fold(router, |router, r| {

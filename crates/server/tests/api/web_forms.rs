@@ -5,9 +5,10 @@
 use serde_json::json;
 use time::OffsetDateTime;
 
+use certctl_api::CreateCertificate;
 use certctl_server::clock::Clock;
 use certctl_server::scheduler::drain_jobs;
-use certctl_store::NewDiscovery;
+use certctl_store::{Actor, NewDiscovery};
 
 use crate::fixtures::{self, Deps};
 use crate::harness::TestApp;
@@ -445,6 +446,22 @@ async fn a_profile_is_served_over_acme_from_its_form_and_renew_now_answers() {
 
     let r = b.post(&format!("/acme/issuers/{}/renew-now", d.issuer), &[("_csrf", &csrf)]).await;
     assert_eq!(r.status, 303, "{}", html(&r));
-    assert!(location(&r).starts_with("/acme?notice=0%20ACME%20certificates"), "{}", location(&r));
+    assert!(location(&r).starts_with("/acme?notice=0%20certificates"), "{}", location(&r));
+
+    // One ACME certificate: its detail page asks its client to renew, admins only.
+    let req: CreateCertificate = serde_json::from_value(fixtures::cert_body(&d, "acme-one")).unwrap();
+    let cert = app.store.create_certificate(&req, "ACME", &Actor::system(), app.clock.now()).await.unwrap().id;
+    let other = fixtures::cert(&app, &fixtures::cert_body(&d, "api-one")).await;
+    let detail = is_page(&b.get(&format!("/certificates/{cert}")).await, 200);
+    assert!(detail.contains("data-testid=\"acme-renew-now\""), "{detail}");
+    assert!(!is_page(&b.get(&format!("/certificates/{other}")).await, 200).contains("acme-renew-now"));
+    let mut op = Browser::new(&app);
+    op.sign_in(&app.operator).await;
+    assert!(!is_page(&op.get(&format!("/certificates/{cert}")).await, 200).contains("acme-renew-now"));
+    let r = b.post(&format!("/certificates/{cert}/acme-renew-now"), &[("_csrf", &csrf)]).await;
+    assert_eq!(r.status, 303, "{}", html(&r));
+    assert!(location(&r).starts_with(&format!("/certificates/{cert}?notice=ACME")), "{}", location(&r));
+    let window = app.store.acme_renewal_override(&cert).await.unwrap();
+    assert_eq!(window.map(|(start, _)| start), Some(app.clock.now()), "the ARI window opens now");
     app.finish().await;
 }
