@@ -163,6 +163,16 @@ impl Web {
         Ok(out)
     }
 
+    /// The `name` of the resource at `uri`, or `None` when it cannot be read (deleted, or not
+    /// visible to this key): the page then shows the ID.
+    pub async fn name_of(&self, session: &Session, uri: &str) -> Option<String> {
+        let (status, body) = self.call(session, Method::GET, uri, None).await.ok()?;
+        if !status.is_success() {
+            return None;
+        }
+        serde_json::from_slice::<Value>(&body).ok()?["name"].as_str().map(str::to_owned)
+    }
+
     /// Sends a write; a refusal comes back as [`ApiFailure`] so the form can show it.
     pub async fn send(
         &self,

@@ -468,6 +468,11 @@ struct DetailPage {
     is_admin: bool,
     /// Why the last PKCS#12 export was refused.
     export_error: Option<String>,
+    /// Names of the issuer, owner, team and renewal policy, each the ID when unreadable.
+    issuer_name: String,
+    owner_name: String,
+    team_name: String,
+    policy_name: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -525,6 +530,15 @@ pub async fn detail_page(
     // always come with one.
     let server_key = versions.data.first().is_some_and(|v| v.csr_pem.is_none());
     let status = export_error.as_ref().map(|e| e.status);
+    let name = async |kind: &str, ref_id: &str| {
+        web.name_of(session, &format!("/api/v1/{kind}/{}", urlencode(ref_id)))
+            .await
+            .unwrap_or_else(|| ref_id.to_owned())
+    };
+    let issuer_name = name("issuers", &cert.issuer_id).await;
+    let owner_name = name("owners", &cert.owner_id).await;
+    let team_name = name("teams", &cert.team_id).await;
+    let policy_name = name("renewal-policies", &cert.renewal_policy_id).await;
     let page = DetailPage {
         chrome: Chrome::new(session, "certificates"),
         cert,
@@ -537,6 +551,10 @@ pub async fn detail_page(
         server_key,
         is_admin: session.principal.role == certctl_api::Role::Admin,
         export_error: export_error.map(|e| e.message),
+        issuer_name,
+        owner_name,
+        team_name,
+        policy_name,
     };
     let mut response = respond(&page)?;
     if let Some(status) = status {

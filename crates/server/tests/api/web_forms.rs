@@ -147,6 +147,12 @@ async fn the_inventory_shows_names_linked_instead_of_ids() {
         let link = format!("<a href=\"/certificates?{field}={ref_id}\" title=\"{ref_id}\">{name}</a>");
         assert!(row.contains(&link), "{field} shows its name linked: {row}");
     }
+    let detail = is_page(&b.get(&format!("/certificates/{id}")).await, 200);
+    assert!(
+        detail.contains(&format!("title=\"{}\">owner-names</a> / ", d.owner)),
+        "the detail names them too: {detail}"
+    );
+    assert!(detail.contains(&format!("href=\"/renewal-policies/{}/alerts\"", d.policy)), "{detail}");
     // A filter link leads to the filtered inventory.
     let filtered = is_page(&b.get(&format!("/certificates?owner_id={}", d.owner)).await, 200);
     assert!(filtered.contains(&format!("href=\"/certificates/{id}\"")));
