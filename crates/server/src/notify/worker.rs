@@ -231,7 +231,7 @@ async fn fail(s: &AppState, c: &Claimed, kind: &str, why: &str) {
 }
 
 /// The default tier of each default threshold.
-fn default_tier(threshold: i64) -> SeverityTier {
+pub fn default_tier(threshold: i64) -> SeverityTier {
     match threshold {
         t if t <= 0 => SeverityTier::Critical,
         t if t <= 14 => SeverityTier::Warning,

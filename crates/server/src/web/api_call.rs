@@ -1,7 +1,7 @@
 //! The dashboard's way into the REST API: in-process calls made as the signed-in key.
 
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -18,6 +18,13 @@ const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
 pub struct Choice {
     pub id: String,
     pub label: String,
+}
+
+/// A file the API answered with, as it named and typed it.
+pub struct Download {
+    pub content_type: Option<HeaderValue>,
+    pub disposition: Option<HeaderValue>,
+    pub bytes: Vec<u8>,
 }
 
 /// A refused write: the API's status and its message, which names the field at fault.
@@ -52,6 +59,18 @@ impl Web {
         uri: &str,
         body: Option<&Value>,
     ) -> Result<(StatusCode, Vec<u8>), WebError> {
+        let (status, _, body) = self.exchange(session, method, uri, body).await?;
+        Ok((status, body))
+    }
+
+    /// Calls the REST API as the session's key; returns the status, the headers and the body.
+    async fn exchange(
+        &self,
+        session: &Session,
+        method: Method,
+        uri: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, HeaderMap, Vec<u8>), WebError> {
         let mut req = Request::builder().method(method).uri(uri);
         let body = match body {
             Some(v) => {
@@ -66,11 +85,30 @@ impl Web {
             Ok(r) => r,
             Err(never) => match never {},
         };
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), MAX_ANSWER_BYTES)
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, MAX_ANSWER_BYTES)
             .await
             .map_err(|e| WebError::Render(format!("reading {uri}: {e}")))?;
-        Ok((status, bytes.to_vec()))
+        Ok((parts.status, parts.headers, bytes.to_vec()))
+    }
+
+    /// Sends a write the API answers with a file; a refusal comes back as [`ApiFailure`].
+    pub async fn download(
+        &self,
+        session: &Session,
+        method: Method,
+        uri: &str,
+        body: &Value,
+    ) -> Result<Result<Download, ApiFailure>, WebError> {
+        let (status, headers, bytes) = self.exchange(session, method, uri, Some(body)).await?;
+        if !status.is_success() {
+            return Ok(Err(failure(status, &bytes)));
+        }
+        Ok(Ok(Download {
+            content_type: headers.get(header::CONTENT_TYPE).cloned(),
+            disposition: headers.get(header::CONTENT_DISPOSITION).cloned(),
+            bytes,
+        }))
     }
 
     /// GETs `uri` and decodes the answer; a refusal becomes the error page.
@@ -103,6 +141,36 @@ impl Web {
                 Some(Choice { id, label })
             })
             .collect())
+    }
+
+    /// Up to `cap` resources of a list endpoint as (ID, name) pairs, read 500 a page; a
+    /// resource without a name is named by its ID.
+    pub async fn named(&self, session: &Session, path: &str, cap: usize) -> Result<Vec<(String, String)>, WebError> {
+        let mut out = Vec::new();
+        for page in 1.. {
+            let p: certctl_api::Page<Value> = self.get(session, &format!("{path}?per_page=500&page={page}")).await?;
+            let done = p.data.len() < 500;
+            out.extend(p.data.into_iter().filter_map(|v| {
+                let id = v["id"].as_str()?.to_owned();
+                let name = v["name"].as_str().map(str::to_owned).unwrap_or_else(|| id.clone());
+                Some((id, name))
+            }));
+            if done || out.len() >= cap {
+                break;
+            }
+        }
+        out.truncate(cap);
+        Ok(out)
+    }
+
+    /// The `name` of the resource at `uri`, or `None` when it cannot be read (deleted, or not
+    /// visible to this key): the page then shows the ID.
+    pub async fn name_of(&self, session: &Session, uri: &str) -> Option<String> {
+        let (status, body) = self.call(session, Method::GET, uri, None).await.ok()?;
+        if !status.is_success() {
+            return None;
+        }
+        serde_json::from_slice::<Value>(&body).ok()?["name"].as_str().map(str::to_owned)
     }
 
     /// Sends a write; a refusal comes back as [`ApiFailure`] so the form can show it.

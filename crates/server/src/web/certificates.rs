@@ -1,12 +1,14 @@
 //! The certificates pages: the filterable, cursor-paged inventory with bulk actions, the create
 //! form, and one certificate's detail with its lifecycle actions.
 
+use std::collections::HashMap;
+
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use certctl_api::{CertificateVersion, CursorPage, DeploymentTarget, Job, ManagedCertificate, Page, PemExport};
 
@@ -122,7 +124,50 @@ struct ListPage {
     issuers: Vec<Choice>,
     owners: Vec<Choice>,
     teams: Vec<Choice>,
+    names: Names,
     notice: Option<String>,
+}
+
+impl ListPage {
+    /// The inventory filtered to one issuer, owner or team.
+    fn filter_link(&self, field: &str, id: &str) -> String {
+        format!("/certificates?{field}={}", urlencode(id))
+    }
+}
+
+/// Most issuers, owners or teams a list page reads to show their names; rows referring to
+/// others show the ID. These tables stay small next to the certificates.
+const MAX_NAMED: usize = 1000;
+
+/// The names of the issuers, owners and teams rows refer to, read once per page rather than
+/// once per row.
+struct Names {
+    issuers: HashMap<String, String>,
+    owners: HashMap<String, String>,
+    teams: HashMap<String, String>,
+}
+
+impl Names {
+    fn of<'a>(map: &'a HashMap<String, String>, id: &'a str) -> &'a str {
+        map.get(id).map(String::as_str).unwrap_or(id)
+    }
+
+    fn issuer<'a>(&'a self, id: &'a str) -> &'a str {
+        Names::of(&self.issuers, id)
+    }
+
+    fn owner<'a>(&'a self, id: &'a str) -> &'a str {
+        Names::of(&self.owners, id)
+    }
+
+    fn team<'a>(&'a self, id: &'a str) -> &'a str {
+        Names::of(&self.teams, id)
+    }
+}
+
+/// (ID, name) pairs as select options.
+fn as_choices(named: &[(String, String)]) -> Vec<Choice> {
+    named.iter().map(|(id, name)| Choice { id: id.clone(), label: format!("{name} ({id})") }).collect()
 }
 
 pub async fn list(
@@ -136,6 +181,9 @@ pub async fn list(
     }
     let page: CursorPage<ManagedCertificate> = web.get(&session, &uri).await?;
     let next = page.next_cursor.map(|c| format!("/certificates?cursor={}{}", urlencode(&c), query.filters()));
+    let issuers = web.named(&session, "/api/v1/issuers", MAX_NAMED).await?;
+    let owners = web.named(&session, "/api/v1/owners", MAX_NAMED).await?;
+    let teams = web.named(&session, "/api/v1/teams", MAX_NAMED).await?;
     let page = ListPage {
         chrome: Chrome::new(&session, "certificates"),
         notice: query.notice.clone(),
@@ -143,9 +191,14 @@ pub async fn list(
         next,
         statuses: STATUSES,
         reasons: REASONS,
-        issuers: web.choices(&session, "/api/v1/issuers").await?,
-        owners: web.choices(&session, "/api/v1/owners").await?,
-        teams: web.choices(&session, "/api/v1/teams").await?,
+        issuers: as_choices(&issuers),
+        owners: as_choices(&owners),
+        teams: as_choices(&teams),
+        names: Names {
+            issuers: issuers.into_iter().collect(),
+            owners: owners.into_iter().collect(),
+            teams: teams.into_iter().collect(),
+        },
         query,
     };
     respond(&page)
@@ -166,7 +219,11 @@ pub async fn bulk(State(web): State<Web>, session: Session, fields: Fields) -> R
         ),
         "reassign" => (
             "/api/v1/certificates/bulk-reassign",
-            json!({"certificate_ids": ids, "owner_id": fields.value("owner_id"), "team_id": fields.value("team_id")}),
+            json!({
+                "certificate_ids": ids,
+                "owner_id": fields.value("owner_id").unwrap_or_default(),
+                "team_id": fields.value("team_id"),
+            }),
         ),
         other => {
             return Err(WebError::Api {
@@ -181,7 +238,7 @@ pub async fn bulk(State(web): State<Web>, session: Session, fields: Fields) -> R
         result["total_enqueued"]
             .as_u64()
             .or(result["total_revoked"].as_u64())
-            .or(result["total_updated"].as_u64())
+            .or(result["total_reassigned"].as_u64())
             .unwrap_or(0),
         result["total_matched"].as_u64().unwrap_or(ids.len() as u64),
         result["total_skipped"].as_u64().unwrap_or(0),
@@ -194,6 +251,8 @@ pub async fn bulk(State(web): State<Web>, session: Session, fields: Fields) -> R
 #[template(path = "certificate_form.html")]
 struct FormPage {
     chrome: Chrome,
+    /// Where the form posts, its heading and its button.
+    purpose: Purpose,
     values: Fields,
     /// The API's refusal and the field it names, shown next to that field.
     error: Option<ApiFailure>,
@@ -244,6 +303,7 @@ impl FormPage {
             "renewal_policy_id",
             "certificate_profile_id",
             "target_ids",
+            "tags",
         ];
         let e = self.error.as_ref()?;
         match e.field() {
@@ -253,14 +313,46 @@ impl FormPage {
     }
 }
 
-async fn form_page(
+/// What the certificate form does: create a certificate, or edit one.
+pub enum Purpose {
+    Create,
+    Edit { id: String, name: String },
+}
+
+impl Purpose {
+    fn action(&self) -> String {
+        match self {
+            Purpose::Create => "/certificates".to_owned(),
+            Purpose::Edit { id, .. } => format!("/certificates/{}/edit", urlencode(id)),
+        }
+    }
+
+    fn heading(&self) -> String {
+        match self {
+            Purpose::Create => "New certificate".to_owned(),
+            Purpose::Edit { name, .. } => format!("Edit {name}"),
+        }
+    }
+
+    fn submit(&self) -> &'static str {
+        match self {
+            Purpose::Create => "Create",
+            Purpose::Edit { .. } => "Save",
+        }
+    }
+}
+
+pub async fn form_page(
     web: &Web,
     session: &Session,
+    purpose: Purpose,
     values: Fields,
     error: Option<ApiFailure>,
 ) -> Result<Response, WebError> {
+    let status = error.as_ref().map(|e| e.status);
     let page = FormPage {
         chrome: Chrome::new(session, "certificates"),
+        purpose,
         values,
         error,
         issuers: web.choices(session, "/api/v1/issuers").await?,
@@ -270,17 +362,22 @@ async fn form_page(
         policies: web.choices(session, "/api/v1/renewal-policies").await?,
         targets: web.choices(session, "/api/v1/targets").await?,
     };
-    respond(&page)
+    let mut response = respond(&page)?;
+    if let Some(status) = status {
+        *response.status_mut() = status;
+    }
+    Ok(response)
 }
 
 pub async fn new_form(State(web): State<Web>, session: Session) -> Result<Response, WebError> {
-    form_page(&web, &session, Fields::default(), None).await
+    form_page(&web, &session, Purpose::Create, Fields::default(), None).await
 }
 
-/// Creates a certificate from the form; a refusal re-renders the form with the message next
-/// to the field it names.
-pub async fn create(State(web): State<Web>, session: Session, fields: Fields) -> Result<Response, WebError> {
-    fields.check_csrf(&session)?;
+/// The form's fields as the REST body of a create or an update. The required references are
+/// always sent, blank or not, so the API names the one missing; blank optional fields are left
+/// out, so an update keeps them; `target_ids` and `tags` are always sent, since they replace
+/// the whole set.
+pub fn body(fields: &Fields) -> Result<Value, ApiFailure> {
     let sans: Vec<String> = fields
         .get("sans")
         .unwrap_or_default()
@@ -297,6 +394,7 @@ pub async fn create(State(web): State<Web>, session: Session, fields: Fields) ->
         "issuer_id": fields.value("issuer_id").unwrap_or_default(),
         "renewal_policy_id": fields.value("renewal_policy_id").unwrap_or_default(),
         "target_ids": fields.all("target_ids"),
+        "tags": tags(fields.get("tags").unwrap_or_default())?,
     });
     if !sans.is_empty() {
         body["sans"] = json!(sans);
@@ -307,16 +405,43 @@ pub async fn create(State(web): State<Web>, session: Session, fields: Fields) ->
     if let Some(profile) = fields.value("certificate_profile_id") {
         body["certificate_profile_id"] = json!(profile);
     }
-    match web.send(&session, Method::POST, "/api/v1/certificates", &body).await? {
+    Ok(body)
+}
+
+/// `key=value` pairs separated by commas or lines, as a JSON object.
+fn tags(text: &str) -> Result<Value, ApiFailure> {
+    let mut out = serde_json::Map::new();
+    for pair in text.split([',', '\n']).map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((k, v)) = pair.split_once('=').filter(|(k, _)| !k.trim().is_empty()) else {
+            return Err(ApiFailure {
+                status: StatusCode::BAD_REQUEST,
+                message: format!("tags: '{pair}' is not key=value"),
+            });
+        };
+        out.insert(k.trim().to_owned(), json!(v.trim()));
+    }
+    Ok(Value::Object(out))
+}
+
+/// Tags as the form shows them.
+pub fn tags_text(tags: &std::collections::BTreeMap<String, String>) -> String {
+    tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Creates a certificate from the form; a refusal re-renders the form with the message next
+/// to the field it names.
+pub async fn create(State(web): State<Web>, session: Session, fields: Fields) -> Result<Response, WebError> {
+    fields.check_csrf(&session)?;
+    let outcome = match body(&fields) {
+        Ok(body) => web.send(&session, Method::POST, "/api/v1/certificates", &body).await?,
+        Err(failure) => Err(failure),
+    };
+    match outcome {
         Ok(created) => {
             let id = created["id"].as_str().unwrap_or_default();
             Ok(Redirect::to(&format!("/certificates/{}?notice=Created.", urlencode(id))).into_response())
         }
-        Err(failure) => {
-            let mut r = form_page(&web, &session, fields, Some(failure.clone())).await?;
-            *r.status_mut() = failure.status;
-            Ok(r)
-        }
+        Err(failure) => form_page(&web, &session, Purpose::Create, fields, Some(failure)).await,
     }
 }
 
@@ -337,6 +462,17 @@ struct DetailPage {
     jobs: Vec<Job>,
     reasons: &'static [&'static str],
     notice: Option<String>,
+    /// The current version's private key is held by the server (it generated it), so an
+    /// admin may export it.
+    server_key: bool,
+    is_admin: bool,
+    /// Why the last PKCS#12 export was refused.
+    export_error: Option<String>,
+    /// Names of the issuer, owner, team and renewal policy, each the ID when unreadable.
+    issuer_name: String,
+    owner_name: String,
+    team_name: String,
+    policy_name: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -355,13 +491,25 @@ pub async fn detail(
     Path(id): Path<String>,
     Query(q): Query<NoticeQuery>,
 ) -> Result<Response, WebError> {
-    let id = urlencode(&id);
-    let cert: ManagedCertificate = web.get(&session, &format!("/api/v1/certificates/{id}")).await?;
+    detail_page(&web, &session, &id, q.notice, None).await
+}
+
+/// One certificate's page; `export_error` is a refused PKCS#12 export, shown at its form with
+/// the API's status.
+pub async fn detail_page(
+    web: &Web,
+    session: &Session,
+    id: &str,
+    notice: Option<String>,
+    export_error: Option<ApiFailure>,
+) -> Result<Response, WebError> {
+    let id = urlencode(id);
+    let cert: ManagedCertificate = web.get(session, &format!("/api/v1/certificates/{id}")).await?;
     let versions: Page<CertificateVersion> =
-        web.get(&session, &format!("/api/v1/certificates/{id}/versions?per_page=20")).await?;
+        web.get(session, &format!("/api/v1/certificates/{id}/versions?per_page=20")).await?;
     let targets: certctl_api::CertificateDeployments =
-        web.get(&session, &format!("/api/v1/certificates/{id}/deployments")).await?;
-    let jobs: Page<Job> = web.get(&session, &format!("/api/v1/jobs?certificate_id={id}&per_page=20")).await?;
+        web.get(session, &format!("/api/v1/certificates/{id}/deployments")).await?;
+    let jobs: Page<Job> = web.get(session, &format!("/api/v1/jobs?certificate_id={id}&per_page=20")).await?;
     let mut timeline = vec![Event { what: "Requested", at: when(cert.created_at) }];
     if let Some(v) = versions.data.last() {
         timeline.push(Event { what: "First issued", at: when(v.created_at) });
@@ -378,17 +526,41 @@ pub async fn detail(
     if let Some(t) = cert.revoked_at {
         timeline.push(Event { what: "Revoked", at: when(t) });
     }
+    // A server-generated key is issued without a CSR; agent, ACME, EST and SCEP issuance
+    // always come with one.
+    let server_key = versions.data.first().is_some_and(|v| v.csr_pem.is_none());
+    let status = export_error.as_ref().map(|e| e.status);
+    let name = async |kind: &str, ref_id: &str| {
+        web.name_of(session, &format!("/api/v1/{kind}/{}", urlencode(ref_id)))
+            .await
+            .unwrap_or_else(|| ref_id.to_owned())
+    };
+    let issuer_name = name("issuers", &cert.issuer_id).await;
+    let owner_name = name("owners", &cert.owner_id).await;
+    let team_name = name("teams", &cert.team_id).await;
+    let policy_name = name("renewal-policies", &cert.renewal_policy_id).await;
     let page = DetailPage {
-        chrome: Chrome::new(&session, "certificates"),
+        chrome: Chrome::new(session, "certificates"),
         cert,
         timeline,
         versions: versions.data,
         targets: targets.data,
         jobs: jobs.data,
         reasons: REASONS,
-        notice: q.notice,
+        notice,
+        server_key,
+        is_admin: session.principal.role == certctl_api::Role::Admin,
+        export_error: export_error.map(|e| e.message),
+        issuer_name,
+        owner_name,
+        team_name,
+        policy_name,
     };
-    respond(&page)
+    let mut response = respond(&page)?;
+    if let Some(status) = status {
+        *response.status_mut() = status;
+    }
+    Ok(response)
 }
 
 pub async fn renew(
@@ -435,4 +607,29 @@ pub async fn export_pem(
         pem.full_pem,
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reference_without_a_loaded_name_shows_its_id() {
+        let names = Names {
+            issuers: HashMap::from([("iss-1".to_owned(), "Local CA".to_owned())]),
+            owners: HashMap::new(),
+            teams: HashMap::new(),
+        };
+        assert_eq!(names.issuer("iss-1"), "Local CA");
+        assert_eq!(names.issuer("iss-2"), "iss-2");
+        assert_eq!(names.owner("o-1"), "o-1");
+    }
+
+    #[test]
+    fn tags_are_key_value_pairs() {
+        assert_eq!(tags("a=1, b = x\nc=").unwrap(), json!({"a": "1", "b": "x", "c": ""}));
+        assert_eq!(tags(" ").unwrap(), json!({}));
+        assert_eq!(tags("a=1, oops").unwrap_err().field(), Some("tags"));
+        assert_eq!(tags("=1").unwrap_err().field(), Some("tags"));
+    }
 }

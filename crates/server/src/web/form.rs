@@ -16,6 +16,11 @@ pub const MAX_FORM_BYTES: usize = 64 * 1024;
 pub struct Fields(Vec<(String, String)>);
 
 impl Fields {
+    /// Fields the page fills in itself (an edit form's current values).
+    pub fn from_pairs(pairs: Vec<(&str, String)>) -> Fields {
+        Fields(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+    }
+
     /// The first value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())

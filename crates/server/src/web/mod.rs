@@ -8,6 +8,7 @@
 
 mod api_call;
 mod assets;
+mod certificate_edit;
 mod certificates;
 mod charts;
 mod dashboard;
@@ -17,6 +18,10 @@ mod observability;
 mod page;
 mod resources;
 mod session;
+
+mod acme;
+mod discovery;
+mod policies;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -57,7 +62,17 @@ pub fn router(app: AppState, api: Router) -> Router {
         .route("/notifications/{id}/requeue", post(notifications::requeue))
         .route("/observability", get(observability::show))
         .route("/static/{file}", get(assets::serve))
-        .route("/audit/export/{format}", get(resources::audit_export));
+        .route("/audit/export/{format}", get(resources::audit_export))
+        .route("/certificates/{id}/edit", get(certificate_edit::edit_form).post(certificate_edit::save))
+        .route("/certificates/{id}/export.p12", post(certificate_edit::export_pkcs12))
+        .route("/renewal-policies/{id}/alerts", get(policies::edit).post(policies::save))
+        .route("/discovery/{id}/claim", get(discovery::claim_form).post(discovery::claim))
+        .route("/acme", get(acme::show))
+        .route("/acme/eab-keys", post(acme::create_key))
+        .route("/acme/eab-keys/{kid}/delete", post(acme::delete_key))
+        .route("/acme/bindings/{profile_id}", post(acme::bind))
+        .route("/acme/issuers/{issuer_id}/renew-now", post(acme::renew_now))
+        .route("/certificates/{id}/acme-renew-now", post(acme::renew_certificate_now));
     // Each resource gets its own routes, so paths the dashboard does not serve stay the API's
     // JSON 404.
     let router = resources::RESOURCES.iter().fold(router, |router, r| {

@@ -325,7 +325,7 @@ pub const RESOURCES: &[Resource] = &[
             ("id", "ID"),
             ("common_name", "Common name"),
             ("agent_id", "Agent"),
-            ("path", "Path"),
+            ("source_path", "Path"),
             ("status", "Status"),
             ("not_after", "Expires"),
         ],
@@ -445,6 +445,17 @@ struct ListPage {
     next: Option<String>,
     prev: Option<String>,
     exports: bool,
+}
+
+impl ListPage {
+    /// Links on each row to the resource's own pages: (label, path after the row's ID).
+    fn row_links(&self) -> &'static [(&'static str, &'static str)] {
+        match self.path {
+            "renewal-policies" => &[("Edit alerts", "/alerts")],
+            "discovery" if self.writable => &[("Claim", "/claim")],
+            _ => &[],
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
