@@ -84,3 +84,5 @@ mod targets;
 mod web;
 #[path = "api/web_browser.rs"]
 mod web_browser;
+#[path = "api/web_details.rs"]
+mod web_details;

@@ -15,13 +15,13 @@ use crate::fixtures;
 use crate::harness::{Reply, TestApp};
 
 /// A browser's view of the app: the cookies it holds.
-struct Browser<'a> {
+pub struct Browser<'a> {
     app: &'a TestApp,
     cookies: Vec<(String, String)>,
 }
 
 impl<'a> Browser<'a> {
-    fn new(app: &'a TestApp) -> Browser<'a> {
+    pub fn new(app: &'a TestApp) -> Browser<'a> {
         Browser { app, cookies: Vec::new() }
     }
 
@@ -49,14 +49,14 @@ impl<'a> Browser<'a> {
         b.header(header::COOKIE, header)
     }
 
-    async fn get(&mut self, path: &str) -> Reply {
+    pub async fn get(&mut self, path: &str) -> Reply {
         let req = self.with_cookies(Request::builder().method(Method::GET).uri(path)).body(Body::empty()).unwrap();
         let r = self.app.send(req).await;
         self.keep_cookies(&r);
         r
     }
 
-    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Reply {
+    pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Reply {
         let body: String = fields.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&");
         let req = self
             .with_cookies(Request::builder().method(Method::POST).uri(path))
@@ -69,7 +69,7 @@ impl<'a> Browser<'a> {
     }
 
     /// Signs in with `key`; panics unless the server answers with a session.
-    async fn sign_in(&mut self, key: &str) {
+    pub async fn sign_in(&mut self, key: &str) {
         let page = self.get("/login").await;
         page.expect(200, None);
         let csrf = self.cookie("certctl_login_csrf").expect("the sign-in page sets its CSRF cookie").to_owned();
@@ -80,7 +80,7 @@ impl<'a> Browser<'a> {
     }
 
     /// The CSRF token of the signed-in session, as the pages embed it.
-    async fn csrf(&mut self) -> String {
+    pub async fn csrf(&mut self) -> String {
         let page = self.get("/certificates").await;
         let body = html(&page);
         let at = body.find("name=\"_csrf\" value=\"").expect("pages carry the CSRF token") + 20;
@@ -100,16 +100,16 @@ fn enc(s: &str) -> String {
         .collect()
 }
 
-fn html(r: &Reply) -> String {
+pub fn html(r: &Reply) -> String {
     String::from_utf8_lossy(&r.body).into_owned()
 }
 
-fn location(r: &Reply) -> &str {
+pub fn location(r: &Reply) -> &str {
     r.headers.get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default()
 }
 
 #[track_caller]
-fn is_page(r: &Reply, status: u16) -> String {
+pub fn is_page(r: &Reply, status: u16) -> String {
     let body = html(r);
     assert_eq!(r.status.as_u16(), status, "{body}");
     let ct = r.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
