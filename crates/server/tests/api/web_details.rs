@@ -207,6 +207,11 @@ async fn jobs_are_approved_and_rejected_through_the_dashboard() {
     assert_eq!(job_status(&app, &first).await["status"], "Pending");
     let page = is_page(&op.get(location(&r)).await, 200);
     assert!(page.contains("Job Pending.") && !page.contains(">Approve</button>"), "{page}");
+    // The page's Cancel goes through the jobs list's own action.
+    assert!(page.contains(&format!("action=\"/jobs/{first}/cancel\"")));
+    let r = op.post(&format!("/jobs/{first}/cancel"), &[("_csrf", &csrf)]).await;
+    assert_eq!(r.status, 303, "{}", html(&r));
+    assert_eq!(job_status(&app, &first).await["status"], "Cancelled");
 
     let r = op.post(&format!("/jobs/{second}/reject"), &[("_csrf", &csrf), ("reason", "change freeze")]).await;
     assert_eq!(r.status, 303, "{}", html(&r));
