@@ -4,9 +4,11 @@
 //! API; a refused action is shown next to its form, a refused page is the error page.
 
 use askama::Template;
+use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
@@ -24,6 +26,22 @@ use super::session::Session;
 const ALGORITHMS: &[&str] = &["ECDSA-P256", "ECDSA-P384", "RSA-2048", "RSA-3072", "RSA-4096"];
 /// Rows of the job tables on the target and agent pages.
 const JOB_ROWS: u32 = 50;
+
+/// The detail pages and their actions. Their static segments (`approve`, `retire`) take
+/// precedence over the resource lists' `/{path}/{id}/{verb}` row actions.
+pub fn routes(router: Router<Web>) -> Router<Web> {
+    router
+        .route("/issuers/{id}", get(issuer))
+        .route("/issuers/{id}/test", post(test_issuer))
+        .route("/issuers/{id}/intermediates", post(create_intermediate))
+        .route("/issuers/{id}/cas/{ca}/retire", post(retire_ca))
+        .route("/targets/{id}", get(target))
+        .route("/agents/{id}", get(agent))
+        .route("/agents/{id}/retire", post(retire_agent))
+        .route("/jobs/{id}", get(job))
+        .route("/jobs/{id}/approve", post(approve_job))
+        .route("/jobs/{id}/reject", post(reject_job))
+}
 
 /// The list pages whose ID column links to a detail page here.
 pub fn has_detail(path: &str) -> bool {

@@ -58,17 +58,7 @@ pub fn router(app: AppState, api: Router) -> Router {
         .route("/notifications/{id}/requeue", post(notifications::requeue))
         .route("/observability", get(observability::show))
         .route("/static/{file}", get(assets::serve))
-        .route("/audit/export/{format}", get(resources::audit_export))
-        .route("/issuers/{id}", get(details::issuer))
-        .route("/issuers/{id}/test", post(details::test_issuer))
-        .route("/issuers/{id}/intermediates", post(details::create_intermediate))
-        .route("/issuers/{id}/cas/{ca}/retire", post(details::retire_ca))
-        .route("/targets/{id}", get(details::target))
-        .route("/agents/{id}", get(details::agent))
-        .route("/agents/{id}/retire", post(details::retire_agent))
-        .route("/jobs/{id}", get(details::job))
-        .route("/jobs/{id}/approve", post(details::approve_job))
-        .route("/jobs/{id}/reject", post(details::reject_job));
+        .route("/audit/export/{format}", get(resources::audit_export));
     // Each resource gets its own routes, so paths the dashboard does not serve stay the API's
     // JSON 404.
     let router = resources::RESOURCES.iter().fold(router, |router, r| {
@@ -76,6 +66,7 @@ pub fn router(app: AppState, api: Router) -> Router {
             .route(&format!("/{}", r.path), get(resources::list).post(resources::create))
             .route(&format!("/{}/{{id}}/{{verb}}", r.path), post(resources::act))
     });
+    let router = details::routes(router);
     router
         .with_state(web)
         .layer(SetResponseHeaderLayer::overriding(
