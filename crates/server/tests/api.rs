@@ -86,3 +86,5 @@ mod web;
 mod web_browser;
 #[path = "api/web_forms.rs"]
 mod web_forms;
+#[path = "api/web_details.rs"]
+mod web_details;

@@ -229,4 +229,21 @@ impl Store {
         };
         self.delete_unreferenced(&ISSUER, id, actor, now).await
     }
+
+    /// Records the outcome of a connection test (`success` or `failed`) and when it ran.
+    pub async fn record_issuer_test(&self, id: &str, passed: bool, now: OffsetDateTime) -> Result<Issuer> {
+        let mut tx = self.begin().await?;
+        let changed = Sql::new("UPDATE issuers SET test_status = $2, last_tested_at = $3 WHERE id = $1")
+            .arg(id)
+            .arg(if passed { "success" } else { "failed" })
+            .arg(to_micros(now))
+            .execute(&mut tx.conn())
+            .await?;
+        if changed == 0 {
+            return Err(StoreError::NotFound { resource: "issuer", id: id.to_owned() });
+        }
+        let issuer = fetch(&mut tx.conn(), id).await?;
+        tx.commit().await?;
+        Ok(issuer)
+    }
 }

@@ -10,7 +10,7 @@ use crate::audit::{AuditEntry, append};
 use crate::common::{Actor, id_free, must_reference};
 use crate::paging::{self, CREATED, Keyed, Listing, Order, Paging, SortValue};
 use crate::sql::{Conn, Sql};
-use crate::{Result, Store, StoreError, from_micros, new_id, opt_time, parse_enum, to_micros};
+use crate::{Result, Store, StoreError, Tx, from_micros, new_id, opt_time, parse_enum, to_micros};
 
 /// A job to create.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +50,7 @@ pub struct JobQuery {
     pub job_type: Option<JobType>,
     pub certificate_id: Option<String>,
     pub agent_id: Option<String>,
+    pub target_id: Option<String>,
 }
 
 #[derive(Debug, FromRow)]
@@ -147,6 +148,9 @@ impl Store {
                 if let Some(agent) = &query.agent_id {
                     q.push(" AND agent_id = ").push_bind(agent);
                 }
+                if let Some(target) = &query.target_id {
+                    q.push(" AND target_id = ").push_bind(target);
+                }
             },
             Order { key: CREATED, desc: true },
             paging,
@@ -217,26 +221,7 @@ impl Store {
                 job.status
             )));
         }
-        let ts = to_micros(now);
-        // The status condition keeps the check and the change atomic on PostgreSQL too, where
-        // another writer may move the job between the read above and this update.
-        let mut q = Sql::new("UPDATE jobs SET status = 'Cancelled', completed_at = $1, updated_at = $1").arg(ts);
-        q.push(" WHERE id = ").push_bind(id).push(" AND status = ").push_bind(job.status.as_str());
-        if q.execute(&mut tx.conn()).await? == 0 {
-            return Err(StoreError::Conflict(format!("job '{id}' changed state while being cancelled; retry")));
-        }
-        // A certificate whose issuance is cancelled goes back to the state its current version
-        // implies, so the renewal scan considers it again instead of leaving it in progress.
-        if matches!(job.job_type, JobType::Issuance | JobType::Renewal) {
-            Sql::new(
-                "UPDATE managed_certificates SET status = CASE WHEN expires_at IS NULL THEN 'Pending' ELSE 'Active' END, \
-                 updated_at = $2 WHERE id = $1 AND status = 'RenewalInProgress'",
-            )
-            .arg(&job.certificate_id)
-            .arg(ts)
-            .execute(&mut tx.conn())
-            .await?;
-        }
+        end_open_job(&mut tx, &job, None, now).await?;
         let details = json!({
             "previous_status": job.status,
             "type": job.job_type,
@@ -247,4 +232,84 @@ impl Store {
         tx.commit().await?;
         Ok(job)
     }
+
+    /// Lets a job awaiting approval go on: it becomes `Pending`, due now, where the issuance
+    /// runner claims it as if no approval had been needed. Any other state is a `Conflict`.
+    pub async fn approve_job(&self, id: &str, actor: &Actor, now: OffsetDateTime) -> Result<Job> {
+        let mut tx = self.begin().await?;
+        let job = awaiting_approval(&mut tx.conn(), id, "approved").await?;
+        let ts = to_micros(now);
+        let changed = Sql::new(
+            "UPDATE jobs SET status = 'Pending', scheduled_at = $2, updated_at = $2 WHERE id = $1 \
+             AND status = 'AwaitingApproval'",
+        )
+        .arg(id)
+        .arg(ts)
+        .execute(&mut tx.conn())
+        .await?;
+        if changed == 0 {
+            return Err(StoreError::Conflict(format!("job '{id}' changed state while being approved; retry")));
+        }
+        let details = json!({"type": job.job_type, "certificate_id": job.certificate_id});
+        append(&mut tx, &[audit(actor, "job_approved", id, details)], now).await?;
+        let job = fetch(&mut tx.conn(), id).await?;
+        tx.commit().await?;
+        Ok(job)
+    }
+
+    /// Refuses a job awaiting approval: it ends `Cancelled` (so it is never retried) with
+    /// `rejected: <reason>` as its last error, and its certificate leaves `RenewalInProgress`
+    /// as on a cancellation. Any other state is a `Conflict`.
+    pub async fn reject_job(&self, id: &str, reason: &str, actor: &Actor, now: OffsetDateTime) -> Result<Job> {
+        let mut tx = self.begin().await?;
+        let job = awaiting_approval(&mut tx.conn(), id, "rejected").await?;
+        let reason: String = reason.trim().chars().take(1024).collect();
+        let error = if reason.is_empty() { "rejected".to_owned() } else { format!("rejected: {reason}") };
+        end_open_job(&mut tx, &job, Some(&error), now).await?;
+        let details = json!({"type": job.job_type, "certificate_id": job.certificate_id, "reason": reason});
+        append(&mut tx, &[audit(actor, "job_rejected", id, details)], now).await?;
+        let job = fetch(&mut tx.conn(), id).await?;
+        tx.commit().await?;
+        Ok(job)
+    }
+}
+
+/// The job `id` when it awaits approval; otherwise a `Conflict` naming its state.
+async fn awaiting_approval(conn: &mut Conn<'_>, id: &str, verb: &str) -> Result<Job> {
+    let job = fetch(conn, id).await?;
+    if job.status != JobStatus::AwaitingApproval {
+        return Err(StoreError::Conflict(format!(
+            "job '{id}' is {} and cannot be {verb}; only AwaitingApproval jobs can",
+            job.status
+        )));
+    }
+    Ok(job)
+}
+
+/// Moves an open job to `Cancelled` (recording `last_error` when given) and puts a certificate
+/// whose issuance it was back in the state its current version implies, so the renewal scan
+/// considers it again instead of leaving it in progress.
+async fn end_open_job(tx: &mut Tx, job: &Job, last_error: Option<&str>, now: OffsetDateTime) -> Result<()> {
+    let ts = to_micros(now);
+    // The status condition keeps the check and the change atomic on PostgreSQL too, where
+    // another writer may move the job between the caller's read and this update.
+    let mut q = Sql::new("UPDATE jobs SET status = 'Cancelled', completed_at = $1, updated_at = $1").arg(ts);
+    if let Some(error) = last_error {
+        q.push(", last_error = ").push_bind(error.to_owned());
+    }
+    q.push(" WHERE id = ").push_bind(job.id.clone()).push(" AND status = ").push_bind(job.status.as_str());
+    if q.execute(&mut tx.conn()).await? == 0 {
+        return Err(StoreError::Conflict(format!("job '{}' changed state meanwhile; retry", job.id)));
+    }
+    if matches!(job.job_type, JobType::Issuance | JobType::Renewal) {
+        Sql::new(
+            "UPDATE managed_certificates SET status = CASE WHEN expires_at IS NULL THEN 'Pending' ELSE 'Active' END, \
+             updated_at = $2 WHERE id = $1 AND status = 'RenewalInProgress'",
+        )
+        .arg(&job.certificate_id)
+        .arg(ts)
+        .execute(&mut tx.conn())
+        .await?;
+    }
+    Ok(())
 }

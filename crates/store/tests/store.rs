@@ -89,6 +89,7 @@ backend_tests! {
         inventory_audit::refused_inventory_mutations_write_no_audit_row,
         issuance::issuance_renewal_request_opens_one_job,
         issuance::claim_takes_due_issuance_jobs,
+        issuance::approval_moves_a_job_on_or_ends_it,
         issuance::issuance_claim_respects_the_limit,
         issuance::issuance_concurrent_claimers_never_share_a_job,
         issuance::issuance_transition_moves_only_from_the_expected_state,

@@ -34,6 +34,15 @@ pub struct Issuer {
     pub updated_at: OffsetDateTime,
 }
 
+/// Answer of `POST /api/v1/issuers/{id}/test` when the issuer can issue.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct IssuerTestResult {
+    /// `ok`.
+    pub status: String,
+    /// What was checked, for a person to read.
+    pub message: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateIssuer {

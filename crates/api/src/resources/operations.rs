@@ -51,6 +51,17 @@ pub struct JobFilter {
     pub job_type: Option<String>,
     pub certificate_id: Option<String>,
     pub agent_id: Option<String>,
+    /// Jobs of one deployment target (its deployment history).
+    pub target_id: Option<String>,
+}
+
+/// Body of `POST /api/v1/jobs/{id}/reject`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectJob {
+    /// Why; recorded as the job's last error and in the audit trail.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// One append-only audit record.

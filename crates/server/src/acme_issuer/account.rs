@@ -93,6 +93,42 @@ impl instant_acme::HttpClient for GuardedHttp {
     }
 }
 
+/// Fetches the CA's directory through the guarded client and checks that it is one: an issuer
+/// test, which creates no account.
+pub async fn check_directory(config: &AcmeIssuerConfig, allow_loopback: bool) -> ApiResult<()> {
+    let directory = config.directory_url.as_str();
+    let fail = |why: &dyn std::fmt::Display| upstream(directory, "fetching the directory", why);
+    let http = GuardedHttp::new(config, allow_loopback)?;
+    let mut resp = http.client.get(config.directory_url.clone()).send().await.map_err(|e| fail(&causes(&e)))?;
+    if !resp.status().is_success() {
+        return Err(fail(&format!("HTTP {}", resp.status())));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| fail(&causes(&e)))? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(fail(&format!("the directory exceeds {MAX_BODY} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let dir: serde_json::Value = serde_json::from_slice(&body).map_err(|e| fail(&format!("not JSON: {e}")))?;
+    if let Some(missing) = ["newNonce", "newAccount", "newOrder"].into_iter().find(|k| !dir[*k].is_string()) {
+        return Err(fail(&format!("not an ACME directory: no {missing}")));
+    }
+    Ok(())
+}
+
+/// An error with its causes, since reqwest's own message ("error sending request") hides them.
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
+}
+
 /// The sealing context of an issuer's account credentials.
 fn context(issuer_id: &str) -> String {
     format!("acme-issuer-account:{issuer_id}")

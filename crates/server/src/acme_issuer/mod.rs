@@ -11,6 +11,7 @@ mod renewal_info;
 
 use std::fmt::Display;
 
+pub use account::check_directory;
 pub use config::AcmeIssuerConfig;
 pub use order::{CsrSource, issue};
 

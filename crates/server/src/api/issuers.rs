@@ -8,7 +8,9 @@ use serde_json::{Map, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use certctl_api::{CreateIssuer, ErrorBody, Issuer, IssuerType, Page, PageParams, REDACTED, ResourceId, UpdateIssuer};
+use certctl_api::{
+    CreateIssuer, ErrorBody, Issuer, IssuerTestResult, IssuerType, Page, PageParams, REDACTED, ResourceId, UpdateIssuer,
+};
 use certctl_store::{IssuerChanges, NewIssuer, SealedConfig, new_id};
 
 use super::listing;
@@ -20,11 +22,10 @@ use crate::local_ca::LocalCaConfig;
 use crate::secrets::{SecretBox, merge_redacted, redact};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_issuers, create_issuer)).routes(routes!(
-        get_issuer,
-        update_issuer,
-        delete_issuer
-    ))
+    OpenApiRouter::new()
+        .routes(routes!(list_issuers, create_issuer))
+        .routes(routes!(get_issuer, update_issuer, delete_issuer))
+        .routes(routes!(test_issuer))
 }
 
 /// A configuration as sent by a client, with its `********` placeholders resolved.
@@ -181,6 +182,47 @@ async fn delete_issuer(
     s.store.delete_issuer(&id, &p.actor(), s.clock.now()).await?;
     s.engine.authorities.forget_signers();
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Check that the issuer can issue: for GenericCA that its signing CA loads and is unexpired
+/// (the root is created on first use, as for an issuance), for ACME that the CA's directory
+/// answers. The outcome is kept as the issuer's `test_status`.
+#[utoipa::path(post, path = "/api/v1/issuers/{id}/test", tag = "Issuers",
+    params(("id" = String, Path, description = "Issuer ID")),
+    responses((status = 200, body = IssuerTestResult), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 422, description = "The issuer cannot issue; the message says why", body = ErrorBody)))]
+async fn test_issuer(
+    _: Operator,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Reply<IssuerTestResult>> {
+    let issuer = s.store.issuer(&id).await?;
+    let outcome = check_issuer(&s, &issuer).await;
+    // A failure of certctl itself (database, a bug) says nothing about the issuer.
+    if let Err(e @ (ApiError::Internal(_) | ApiError::Unavailable(_))) = outcome {
+        return Err(e);
+    }
+    s.store.record_issuer_test(&id, outcome.is_ok(), s.clock.now()).await?;
+    match outcome {
+        Ok(message) => Ok(Reply(IssuerTestResult { status: "ok".into(), message })),
+        Err(e) => Err(ApiError::Unprocessable(format!("issuer '{id}' cannot issue: {e}"))),
+    }
+}
+
+async fn check_issuer(s: &AppState, issuer: &Issuer) -> ApiResult<String> {
+    match issuer.issuer_type {
+        IssuerType::GenericCa => {
+            let signer = s.engine.authorities.signer(s, &issuer.id).await?;
+            let ca = &signer.ca.record;
+            Ok(format!("signing CA '{}' ({}) loads and is valid until {}", ca.id, ca.subject, ca.not_after.date()))
+        }
+        IssuerType::Acme => {
+            let config = crate::acme_issuer::load_config(s, &issuer.id).await?;
+            crate::acme_issuer::check_directory(&config, s.config.allow_loopback_targets).await?;
+            Ok(format!("the ACME directory {} answers", config.directory_url))
+        }
+        other => Err(ApiError::Unprocessable(format!("certctl cannot issue through type {other} yet"))),
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ mod certificate_edit;
 mod certificates;
 mod charts;
 mod dashboard;
+mod details;
 mod form;
 mod notifications;
 mod observability;
@@ -80,6 +81,7 @@ pub fn router(app: AppState, api: Router) -> Router {
             .route(&format!("/{}", r.path), get(resources::list).post(resources::create))
             .route(&format!("/{}/{{id}}/{{verb}}", r.path), post(resources::act))
     });
+    let router = details::routes(router);
     router
         .with_state(web)
         .layer(SetResponseHeaderLayer::overriding(

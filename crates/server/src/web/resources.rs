@@ -445,6 +445,8 @@ struct ListPage {
     next: Option<String>,
     prev: Option<String>,
     exports: bool,
+    /// The ID column links to the record's detail page.
+    linked: bool,
 }
 
 impl ListPage {
@@ -563,6 +565,7 @@ async fn render_list(
         next: more.then(|| format!("/{}?page={}{filters}", r.path, page_no + 1)),
         prev: (page_no > 1).then(|| format!("/{}?page={}{filters}", r.path, page_no - 1)),
         exports: r.path == "audit",
+        linked: super::details::has_detail(r.path),
     };
     let mut response = respond(&list)?;
     if let Some(f) = failure {

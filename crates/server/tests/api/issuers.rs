@@ -245,3 +245,76 @@ async fn values_under_a_secret_key_are_secret() {
     r.expect(200, None);
     assert_eq!(opened(&app, &id).await, config);
 }
+
+#[tokio::test]
+async fn a_local_ca_issuer_tests_ok_until_its_ca_expires() {
+    let app = TestApp::new().await;
+    let body = json!({"name": "short", "type": "GenericCA", "config": {"validity_days": 1, "ca_validity_days": 2}});
+    let r = app.post_json("/api/v1/issuers", &app.operator, &body).await;
+    r.expect(201, None);
+    let id = r.json["id"].as_str().unwrap().to_owned();
+    let test = format!("/api/v1/issuers/{id}/test");
+    app.post_json(&test, &app.viewer, &json!({})).await.expect(403, Some("forbidden"));
+    app.post_json("/api/v1/issuers/iss-missing/test", &app.operator, &json!({})).await.expect(404, Some("not_found"));
+
+    let r = app.post_json(&test, &app.operator, &json!({})).await;
+    r.expect(200, None);
+    assert_eq!(r.json["status"], "ok");
+    let message = r.json["message"].as_str().unwrap();
+    assert!(message.starts_with("signing CA 'ca-") && message.contains("valid until"), "{message}");
+    let issuer = app.get(&format!("/api/v1/issuers/{id}"), &app.viewer).await;
+    assert_eq!(
+        (&issuer.json["test_status"], &issuer.json["last_tested_at"]),
+        (&json!("success"), &json!("2026-03-01T10:00:00Z"))
+    );
+
+    app.clock.advance(time::Duration::days(3));
+    let r = app.post_json(&test, &app.admin, &json!({})).await;
+    r.expect(422, Some("unprocessable_entity"));
+    assert!(r.message().contains("cannot issue") && r.message().contains("expired"), "{}", r.message());
+    let issuer = app.get(&format!("/api/v1/issuers/{id}"), &app.viewer).await;
+    assert_eq!(issuer.json["test_status"], "failed");
+}
+
+#[tokio::test]
+async fn issuer_types_certctl_cannot_issue_through_fail_the_test() {
+    let app = TestApp::new().await;
+    let body = json!({"name": "vault", "type": "VaultPKI", "config": {"url": "https://vault.example.com"}});
+    let r = app.post_json("/api/v1/issuers", &app.operator, &body).await;
+    r.expect(201, None);
+    let id = r.json["id"].as_str().unwrap();
+    let r = app.post_json(&format!("/api/v1/issuers/{id}/test"), &app.operator, &json!({})).await;
+    r.expect(422, Some("unprocessable_entity"));
+    assert!(r.message().contains("certctl cannot issue through type VaultPKI yet"), "{}", r.message());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acme_issuer_tests_its_directory() {
+    let ca_server = crate::acme_peers::Server::start(crate::live::free_port()).await;
+    let app = TestApp::on_with(certctl_store::Backend::Sqlite, &[("allow_loopback_targets", "true")]).await.unwrap();
+    let bundle = std::fs::read_to_string(&ca_server.ca).unwrap();
+    let acme = |name: &str, directory: String| {
+        let body = json!({"name": name, "type": "ACME",
+                          "config": {"directory_url": directory, "ca_bundle_pem": bundle}});
+        let app = &app;
+        async move {
+            let r = app.post_json("/api/v1/issuers", &app.operator, &body).await;
+            r.expect(201, None);
+            let id = r.json["id"].as_str().unwrap().to_owned();
+            app.post_json(&format!("/api/v1/issuers/{id}/test"), &app.operator, &json!({})).await
+        }
+    };
+    let r = acme("upstream", format!("{}/acme/directory", ca_server.url)).await;
+    r.expect(200, None);
+    assert!(r.json["message"].as_str().unwrap().contains("/acme/directory answers"), "{}", r.json);
+
+    // Something that answers JSON but is no ACME directory.
+    let r = acme("not acme", format!("{}/health", ca_server.url)).await;
+    r.expect(422, Some("unprocessable_entity"));
+    assert!(r.message().contains("not an ACME directory"), "{}", r.message());
+    // Nothing listening.
+    let r = acme("gone", format!("https://127.0.0.1:{}/dir", crate::live::free_port())).await;
+    r.expect(422, Some("unprocessable_entity"));
+    assert!(r.message().contains("fetching the directory failed"), "{}", r.message());
+    app.finish().await;
+}

@@ -423,6 +423,40 @@ pub async fn claim_takes_due_issuance_jobs(db: &TestDb) {
     assert_eq!(store.job(&je).await.unwrap().status, JobStatus::AwaitingApproval);
 }
 
+/// Approval lets a waiting job go on to the claim; rejection ends it for good with its reason
+/// and puts its certificate back. Both refuse any other state, and each writes one audit record.
+pub async fn approval_moves_a_job_on_or_ends_it(db: &TestDb) {
+    let store = db.store().await;
+    let w = world(&store).await;
+    active(&store, &w, "a", days(10)).await;
+    active(&store, &w, "b", days(10)).await;
+    let ja = store.request_renewal(&renewal("a", JobStatus::AwaitingApproval), &alice(), T0).await.unwrap().id;
+    let jb = store.request_renewal(&renewal("b", JobStatus::AwaitingApproval), &alice(), T0).await.unwrap().id;
+    not_found(store.approve_job("job-missing", &alice(), at(1)).await, "approving an unknown job");
+    not_found(store.reject_job("job-missing", "", &alice(), at(1)).await, "rejecting an unknown job");
+    let mut count = audit_count(&store).await;
+
+    let approved = store.approve_job(&ja, &alice(), at(5)).await.unwrap();
+    assert_eq!((approved.status, approved.scheduled_at, approved.attempts), (JobStatus::Pending, at(5), 0));
+    expect_one_audit(&store, &mut count, "job_approved", &ja, &alice()).await;
+    conflict(store.approve_job(&ja, &alice(), at(6)).await, "approving a Pending job");
+    conflict(store.reject_job(&ja, "late", &alice(), at(6)).await, "rejecting a Pending job");
+
+    let rejected = store.reject_job(&jb, "  not now  ", &alice(), at(7)).await.unwrap();
+    assert_eq!(
+        (rejected.status, rejected.last_error.as_deref(), rejected.completed_at),
+        (JobStatus::Cancelled, Some("rejected: not now"), Some(at(7)))
+    );
+    expect_one_audit(&store, &mut count, "job_rejected", &jb, &alice()).await;
+    assert_eq!(newest_audit(&store, 1).await[0].details["reason"], "not now");
+    assert_eq!(store.certificate("b").await.unwrap().status, CertificateStatus::Active, "no longer in progress");
+    conflict(store.reject_job(&jb, "", &alice(), at(8)).await, "rejecting a cancelled job");
+    assert_eq!(audit_count(&store).await, count, "a refusal writes no audit record");
+
+    let claimed = store.claim_issuance_jobs(at(9), Duration::seconds(60), 10).await.unwrap();
+    assert_eq!(ids(&claimed), set([ja.as_str()]), "the approved job is claimed, the rejected one never");
+}
+
 pub async fn issuance_claim_respects_the_limit(db: &TestDb) {
     let store = db.store().await;
     let w = world(&store).await;
