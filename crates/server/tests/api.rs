@@ -84,7 +84,7 @@ mod targets;
 mod web;
 #[path = "api/web_browser.rs"]
 mod web_browser;
-#[path = "api/web_forms.rs"]
-mod web_forms;
 #[path = "api/web_details.rs"]
 mod web_details;
+#[path = "api/web_forms.rs"]
+mod web_forms;

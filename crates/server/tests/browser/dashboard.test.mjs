@@ -79,6 +79,27 @@ test("every sidebar page opens without errors", async () => {
   }
 });
 
+test("detail pages open from their lists without errors", async () => {
+  // The demo data has issuers, jobs and certificates; targets and agents only when a list
+  // shows rows (the seeding enrols no agent).
+  const visited = [];
+  for (const list of ["issuers", "targets", "agents", "jobs", "certificates"]) {
+    await page.goto(URL + "/" + list);
+    const link = await page.$("table.list tbody tr td a");
+    if (!link) continue;
+    visited.push(list);
+    // The first row's first link leads to that row's detail page.
+    const href = await link.getAttribute("href");
+    assert.match(href, new RegExp(`^/${list}/[^/]+$`), `${list} links its rows`);
+    const response = await page.goto(URL + href);
+    assert.equal(response.status(), 200, href);
+    const heading = (await page.textContent("header.topbar h1")).trim();
+    assert.ok(heading.length > 0, `${href} has a heading`);
+  }
+  for (const list of ["issuers", "jobs", "certificates"]) assert.ok(visited.includes(list), `${list} has rows`);
+  noProblems();
+});
+
 test("create a certificate through the form", async () => {
   await page.goto(URL + "/certificates/new");
   await page.fill("#name", "browser-made");
