@@ -6,10 +6,13 @@
 #
 # Needs wrk (Debian) and, for PostgreSQL, a server at $CERTCTL_BENCH_POSTGRES_URL
 # (default postgres://postgres@127.0.0.1:5432/postgres); it creates and drops certctl_bench.
+# CERTCTL_BENCH_NO_BUILD=1 uses the release binaries already in target/release.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which wrk >/dev/null || { echo "wrk is required: apt-get install -y wrk" >&2; exit 1; }
-cargo build --release --bin certctl-server >/dev/null
+# The same package set as the other bench scripts, so one release build serves them all (a
+# different set unifies features differently and rebuilds the dependencies).
+[ "${CERTCTL_BENCH_NO_BUILD:-0}" = 1 ] || cargo build --release -p certctl-server -p certctl-bench >/dev/null
 BIN=$PWD/target/release/certctl-server
 CERTS=${CERTCTL_BENCH_CERTS:-100000}
 DURATION=${CERTCTL_BENCH_DURATION:-20s}
