@@ -473,6 +473,11 @@ struct ListPage {
 }
 
 impl ListPage {
+    /// Where a row's detail page lives: retired agents keep the agent page.
+    fn detail_path(&self) -> &'static str {
+        if self.path == "agents-retired" { "agents" } else { self.path }
+    }
+
     /// Links on each row to the resource's own pages: (label, path after the row's ID).
     fn row_links(&self) -> &'static [(&'static str, &'static str)] {
         match self.path {
@@ -597,7 +602,7 @@ async fn render_list(
         next: more.then(|| format!("/{}?page={}{filters}", r.path, page_no + 1)),
         prev: (page_no > 1).then(|| format!("/{}?page={}{filters}", r.path, page_no - 1)),
         exports: r.path == "audit",
-        linked: super::details::has_detail(r.path),
+        linked: super::details::has_detail(r.path) || r.path == "agents-retired",
         typed: match typed {
             Some(t) if writable => t.fieldsets(values, blamed),
             _ => Vec::new(),

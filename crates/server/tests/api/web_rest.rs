@@ -337,6 +337,8 @@ async fn retired_agents_have_their_own_list() {
     assert!(agents.contains(&format!("data-id=\"{live}\"")) && !agents.contains(&format!("data-id=\"{gone}\"")));
     let retired = is_page(&b.get("/agents-retired").await, 200);
     assert!(retired.contains(&format!("data-id=\"{gone}\"")), "{retired}");
+    assert!(retired.contains(&format!("href=\"/agents/{gone}\"")), "a retired agent links to its page");
+    is_page(&b.get(&format!("/agents/{gone}")).await, 200);
     assert!(!retired.contains(&format!("data-id=\"{live}\"")));
 }
 
