@@ -11,6 +11,21 @@ document.addEventListener("DOMContentLoaded", () => {
       }
     });
   }
+  // A create form with per-type configuration shows only the selected type's fieldset;
+  // disabled fieldsets are not submitted.
+  const typeSelect = document.querySelector("form.form select[name=type]");
+  const typedSets = document.querySelectorAll("fieldset[data-type]");
+  if (typeSelect && typedSets.length > 0) {
+    const showSelected = () => {
+      for (const set of typedSets) {
+        const hidden = set.getAttribute("data-type") !== typeSelect.value;
+        set.hidden = hidden;
+        set.disabled = hidden;
+      }
+    };
+    typeSelect.addEventListener("change", showSelected);
+    showSelected();
+  }
   // Destructive forms ask first.
   for (const form of document.querySelectorAll("form[data-confirm]")) {
     form.addEventListener("submit", (event) => {

@@ -88,3 +88,5 @@ mod web_browser;
 mod web_details;
 #[path = "api/web_forms.rs"]
 mod web_forms;
+#[path = "api/web_rest.rs"]
+mod web_rest;

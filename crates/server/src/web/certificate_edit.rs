@@ -1,12 +1,12 @@
-//! Changing one certificate: the edit form, pre-filled from the API and saved with `PUT`, and
-//! the PKCS#12 export, passed through as the API's download.
+//! Changing one certificate: the edit form, pre-filled from the API and saved with `PUT`, the
+//! PKCS#12 export, passed through as the API's download, and deploying it now.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::json;
 
-use certctl_api::ManagedCertificate;
+use certctl_api::{DeploymentTriggered, ManagedCertificate};
 
 use super::Web;
 use super::certificates::{Purpose, body, detail_page, form_page, tags_text};
@@ -85,4 +85,29 @@ pub async fn export_pkcs12(
         }
         Err(failure) => detail_page(&web, &session, &id, None, Some(failure)).await,
     }
+}
+
+/// Deploys the current version to every mapped target, or the one chosen; what happened (the
+/// jobs queued, or why none were) is shown on the certificate's page.
+pub async fn deploy(
+    State(web): State<Web>,
+    session: Session,
+    Path(id): Path<String>,
+    fields: Fields,
+) -> Result<Response, WebError> {
+    fields.check_csrf(&session)?;
+    let id = urlencode(&id);
+    let body = match fields.value("target_id") {
+        Some(target) => json!({ "target_id": target }),
+        None => json!({}),
+    };
+    let notice = match web.send(&session, Method::POST, &format!("/api/v1/certificates/{id}/deploy"), &body).await? {
+        Ok(answer) => {
+            let triggered: DeploymentTriggered =
+                serde_json::from_value(answer).map_err(|e| WebError::Render(e.to_string()))?;
+            format!("Deployment queued: {} job(s).", triggered.jobs.len())
+        }
+        Err(failure) => format!("Not deployed: {}", failure.message),
+    };
+    Ok(Redirect::to(&format!("/certificates/{id}?notice={}", urlencode(&notice))).into_response())
 }

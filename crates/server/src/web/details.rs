@@ -1,12 +1,12 @@
 //! Detail pages of issuers (with their CA hierarchy), deployment targets, agents and jobs, and
 //! the actions taken from them: testing an issuer, creating and retiring its CAs, retiring an
-//! agent, approving or rejecting a job. Like every page they read and write through the REST
+//! agent, approving or rejecting a job, downloading an issuer's CA chain. Like every page they read and write through the REST
 //! API; a refused action is shown next to its form, a refused page is the error page.
 
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -33,6 +33,7 @@ pub fn routes(router: Router<Web>) -> Router<Web> {
     router
         .route("/issuers/{id}", get(issuer))
         .route("/issuers/{id}/test", post(test_issuer))
+        .route("/issuers/{id}/ca-chain.pem", get(ca_chain))
         .route("/issuers/{id}/intermediates", post(create_intermediate))
         .route("/issuers/{id}/cas/{ca}/retire", post(retire_ca))
         .route("/targets/{id}", get(target))
@@ -41,6 +42,21 @@ pub fn routes(router: Router<Web>) -> Router<Web> {
         .route("/jobs/{id}", get(job))
         .route("/jobs/{id}/approve", post(approve_job))
         .route("/jobs/{id}/reject", post(reject_job))
+}
+
+/// The issuer's signing CA chain (signing CA first, root last) as a PEM file download.
+async fn ca_chain(State(web): State<Web>, session: Session, Path(id): Path<String>) -> Result<Response, WebError> {
+    let pem = web.get_raw(&session, &format!("/api/v1/issuers/{}/ca", urlencode(&id))).await?;
+    // The file name keeps only characters that need no quoting in the header.
+    let name: String = id.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')).collect();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-pem-file".to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}-ca-chain.pem\"")),
+        ],
+        pem,
+    )
+        .into_response())
 }
 
 /// The list pages whose ID column links to a detail page here.

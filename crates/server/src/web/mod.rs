@@ -13,12 +13,14 @@ mod certificates;
 mod charts;
 mod dashboard;
 mod details;
+mod digest;
 mod form;
 mod notifications;
 mod observability;
 mod page;
 mod resources;
 mod session;
+mod typed_config;
 
 mod acme;
 mod discovery;
@@ -61,11 +63,15 @@ pub fn router(app: AppState, api: Router) -> Router {
         .route("/certificates/{id}/export.pem", get(certificates::export_pem))
         .route("/notifications", get(notifications::list))
         .route("/notifications/{id}/requeue", post(notifications::requeue))
+        .route("/notifications/{id}/read", post(notifications::mark_read))
+        .route("/digest", get(digest::show))
+        .route("/digest/send", post(digest::send))
         .route("/observability", get(observability::show))
         .route("/static/{file}", get(assets::serve))
         .route("/audit/export/{format}", get(resources::audit_export))
         .route("/certificates/{id}/edit", get(certificate_edit::edit_form).post(certificate_edit::save))
         .route("/certificates/{id}/export.p12", post(certificate_edit::export_pkcs12))
+        .route("/certificates/{id}/deploy", post(certificate_edit::deploy))
         .route("/renewal-policies/{id}/alerts", get(policies::edit).post(policies::save))
         .route("/discovery/{id}/claim", get(discovery::claim_form).post(discovery::claim))
         .route("/acme", get(acme::show))

@@ -1,4 +1,5 @@
-//! The notifications page: the "All" and "Dead letter" tabs, filters, and Requeue per row.
+//! The notifications page: the "All" and "Dead letter" tabs, filters, and Requeue and Mark
+//! read per row.
 //!
 //! Each tab is its own server-rendered page (`?status=dead` for the dead-letter queue), so the
 //! rows shown always belong to the selected tab: there is no client-side state to go stale.
@@ -86,6 +87,8 @@ pub struct Row {
     pub error_full: String,
     /// Requeue is offered for dead and failed rows, which the API accepts.
     pub requeueable: bool,
+    /// Mark read is offered for sent and dead rows, which the API accepts.
+    pub readable: bool,
 }
 
 #[derive(Template)]
@@ -131,6 +134,7 @@ pub async fn list(
                 error_preview: preview(&full, ERROR_PREVIEW),
                 error_full: full,
                 requeueable: matches!(n.status, NotificationStatus::Dead | NotificationStatus::Failed),
+                readable: matches!(n.status, NotificationStatus::Sent | NotificationStatus::Dead),
                 n,
             }
         })
@@ -156,12 +160,32 @@ pub async fn requeue(
     Path(id): Path<String>,
     fields: Fields,
 ) -> Result<Response, WebError> {
-    fields.check_csrf(&session)?;
-    web.send(&session, Method::POST, &format!("/api/v1/notifications/{}/requeue", urlencode(&id)), &json!({}))
-        .await??;
+    row_action(&web, &session, &id, "requeue", &fields, &format!("Requeued {id}.")).await
+}
+
+/// Marks one notification read through the API, then shows the tab it was marked on.
+pub async fn mark_read(
+    State(web): State<Web>,
+    session: Session,
+    Path(id): Path<String>,
+    fields: Fields,
+) -> Result<Response, WebError> {
+    row_action(&web, &session, &id, "read", &fields, &format!("Marked {id} read.")).await
+}
+
+async fn row_action(
+    web: &Web,
+    session: &Session,
+    id: &str,
+    verb: &str,
+    fields: &Fields,
+    notice: &str,
+) -> Result<Response, WebError> {
+    fields.check_csrf(session)?;
+    web.send(session, Method::POST, &format!("/api/v1/notifications/{}/{verb}", urlencode(id)), &json!({})).await??;
     let back = fields.get("back").filter(|b| b.starts_with("/notifications")).unwrap_or("/notifications");
     let sep = if back.contains('?') { '&' } else { '?' };
-    Ok(Redirect::to(&format!("{back}{sep}notice={}", urlencode(&format!("Requeued {id}.")))).into_response())
+    Ok(Redirect::to(&format!("{back}{sep}notice={}", urlencode(notice))).into_response())
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use super::dashboard::urlencode;
 use super::form::Fields;
 use super::page::{Chrome, WebError, respond};
 use super::session::Session;
+use super::typed_config::{self, Fieldset};
 
 /// How a create-form field is entered and encoded.
 pub enum Kind {
@@ -107,15 +108,16 @@ pub const RESOURCES: &[Resource] = &[
             f("type", "Type", Kind::Options(ISSUER_TYPES), "GenericCA is certctl's built-in CA."),
             f(
                 "config",
-                "Configuration (JSON)",
+                "Advanced: configuration as JSON",
                 Kind::Json,
-                "e.g. {\"validity_days\": 90}; secrets are encrypted and never shown again.",
+                "Optional, and the only way to configure types without fields above; the fields above win. \
+                 Secrets are encrypted and never shown again.",
             ),
         ],
         actions: &[],
         deletable: true,
         write_role: Role::Operator,
-        empty: "No issuers yet — create the built-in CA: type GenericCA, configuration {\"validity_days\": 90}.",
+        empty: "No issuers yet — create the built-in CA: type GenericCA, leaf validity 90 days.",
         reveal: None,
     },
     Resource {
@@ -136,9 +138,9 @@ pub const RESOURCES: &[Resource] = &[
             f("agent_id", "Agent", Kind::Ref("/api/v1/agents"), "The agent that deploys to this target."),
             f(
                 "config",
-                "Configuration (JSON)",
+                "Advanced: configuration as JSON",
                 Kind::Json,
-                "e.g. {\"cert_path\": \"/etc/nginx/tls/site.pem\", \"key_path\": \"/etc/nginx/tls/site.key\"}",
+                "Optional, for keys without a field above, e.g. {\"key_mode\": \"0640\"}; the fields above win.",
             ),
         ],
         actions: &[],
@@ -164,6 +166,25 @@ pub const RESOURCES: &[Resource] = &[
         deletable: true,
         write_role: Role::Admin,
         empty: "No agents yet. Create an enrolment token (Agent tokens) and start certctl-agent with it.",
+        reveal: None,
+    },
+    Resource {
+        path: "agents-retired",
+        title: "Retired agents",
+        api: "/api/v1/agents/retired",
+        columns: &[
+            ("id", "ID"),
+            ("name", "Name"),
+            ("hostname", "Host"),
+            ("version", "Version"),
+            ("last_heartbeat_at", "Last heartbeat"),
+            ("retired_at", "Retired"),
+        ],
+        fields: &[],
+        actions: &[],
+        deletable: false,
+        write_role: Role::Admin,
+        empty: "No retired agents.",
         reveal: None,
     },
     Resource {
@@ -447,9 +468,16 @@ struct ListPage {
     exports: bool,
     /// The ID column links to the record's detail page.
     linked: bool,
+    /// Per-type configuration fields, shown before the raw JSON field.
+    typed: Vec<Fieldset>,
 }
 
 impl ListPage {
+    /// Where a row's detail page lives: retired agents keep the agent page.
+    fn detail_path(&self) -> &'static str {
+        if self.path == "agents-retired" { "agents" } else { self.path }
+    }
+
     /// Links on each row to the resource's own pages: (label, path after the row's ID).
     fn row_links(&self) -> &'static [(&'static str, &'static str)] {
         match self.path {
@@ -544,6 +572,15 @@ async fn render_list(
         })
         .collect();
     let writable = may_write(session, r);
+    // A refused `config.<key>` that the chosen type's fieldset shows is blamed there.
+    let typed = typed_config::for_resource(r.path);
+    let chosen = values.get("type").unwrap_or_default();
+    let blamed = failure.and_then(|f| {
+        let key = f.field()?.strip_prefix("config.")?.split('[').next()?;
+        let (_, message) = f.message.split_once(':')?;
+        typed.filter(|t| t.shows(chosen, key)).map(|_| (key, message.trim()))
+    });
+    let form_failure = if blamed.is_some() { None } else { failure };
     let more = i64::from(page_no) * i64::from(PER_PAGE) < page.total;
     let list = ListPage {
         chrome: Chrome::new(session, r.path),
@@ -554,7 +591,7 @@ async fn render_list(
         actions: r.actions,
         deletable: r.deletable,
         writable,
-        form: if writable { form(web, session, r, values, failure).await? } else { Vec::new() },
+        form: if writable { form(web, session, r, values, form_failure).await? } else { Vec::new() },
         error: failure
             .filter(|f| f.field().is_none_or(|b| !r.fields.iter().any(|x| b.split('.').next() == Some(x.name))))
             .map(|f| f.message.clone()),
@@ -565,7 +602,11 @@ async fn render_list(
         next: more.then(|| format!("/{}?page={}{filters}", r.path, page_no + 1)),
         prev: (page_no > 1).then(|| format!("/{}?page={}{filters}", r.path, page_no - 1)),
         exports: r.path == "audit",
-        linked: super::details::has_detail(r.path),
+        linked: super::details::has_detail(r.path) || r.path == "agents-retired",
+        typed: match typed {
+            Some(t) if writable => t.fieldsets(values, blamed),
+            _ => Vec::new(),
+        },
     };
     let mut response = respond(&list)?;
     if let Some(f) = failure {
@@ -605,6 +646,14 @@ fn body(r: &Resource, fields: &Fields) -> Result<Value, ApiFailure> {
             (_, Some(v)) => json!(v),
         };
         body.insert(field.name.to_owned(), value);
+    }
+    if let Some(typed) = typed_config::for_resource(r.path) {
+        let raw = match body.remove("config") {
+            Some(Value::Object(raw)) => Some(raw),
+            _ => None,
+        };
+        let chosen = fields.get("type").unwrap_or_default();
+        body.insert("config".to_owned(), typed.config(chosen, raw, fields)?);
     }
     Ok(Value::Object(body))
 }

@@ -162,6 +162,17 @@ test("notification tabs show only their own rows, and Requeue changes only its r
   noProblems();
 });
 
+test("the target form shows only the selected type's configuration fields", async () => {
+  await page.goto(URL + "/targets");
+  await page.selectOption("#type", "HAProxy");
+  assert.ok(await page.isVisible("fieldset[data-type=HAProxy]"), "the chosen type's fields show");
+  assert.ok(await page.isHidden("fieldset[data-type=NGINX]"), "other types' fields are hidden");
+  await page.selectOption("#type", "NGINX");
+  assert.ok(await page.isVisible("input[name='cfg.NGINX.cert_path']"));
+  assert.ok(await page.isHidden("fieldset[data-type=HAProxy]"));
+  noProblems();
+});
+
 test("sign out ends the session", async () => {
   await Promise.all([page.waitForURL(/\/login$/), page.click("form[action='/logout'] button")]);
   const response = await page.goto(URL + "/certificates");
