@@ -86,6 +86,8 @@ mod web;
 mod web_browser;
 #[path = "api/web_details.rs"]
 mod web_details;
+#[path = "api/web_edit.rs"]
+mod web_edit;
 #[path = "api/web_forms.rs"]
 mod web_forms;
 #[path = "api/web_rest.rs"]

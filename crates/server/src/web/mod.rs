@@ -18,6 +18,7 @@ mod form;
 mod notifications;
 mod observability;
 mod page;
+mod resource_edit;
 mod resources;
 mod session;
 mod typed_config;
@@ -88,6 +89,7 @@ pub fn router(app: AppState, api: Router) -> Router {
             .route(&format!("/{}/{{id}}/{{verb}}", r.path), post(resources::act))
     });
     let router = details::routes(router);
+    let router = resource_edit::routes(router);
     router
         .with_state(web)
         .layer(SetResponseHeaderLayer::overriding(

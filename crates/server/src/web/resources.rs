@@ -398,7 +398,7 @@ pub const RESOURCES: &[Resource] = &[
     },
 ];
 
-fn resource(path: &str) -> Result<&'static Resource, WebError> {
+pub(super) fn resource(path: &str) -> Result<&'static Resource, WebError> {
     RESOURCES
         .iter()
         .find(|r| r.path == path)
@@ -411,7 +411,7 @@ fn section(uri: &Uri) -> &str {
     uri.path().trim_start_matches('/').split('/').next().unwrap_or_default()
 }
 
-fn may_write(session: &Session, r: &Resource) -> bool {
+pub(super) fn may_write(session: &Session, r: &Resource) -> bool {
     match r.write_role {
         Role::Admin => session.principal.role == Role::Admin,
         _ => session.can_write(),
@@ -481,8 +481,10 @@ impl ListPage {
     /// Links on each row to the resource's own pages: (label, path after the row's ID).
     fn row_links(&self) -> &'static [(&'static str, &'static str)] {
         match self.path {
+            "renewal-policies" if self.writable => &[("Edit", "/edit"), ("Edit alerts", "/alerts")],
             "renewal-policies" => &[("Edit alerts", "/alerts")],
             "discovery" if self.writable => &[("Claim", "/claim")],
+            p if self.writable && super::resource_edit::editable(p) => &[("Edit", "/edit")],
             _ => &[],
         }
     }
@@ -515,7 +517,7 @@ impl ListQuery {
 
 const PER_PAGE: u32 = 50;
 
-async fn form(
+pub(super) async fn form(
     web: &Web,
     session: &Session,
     r: &Resource,
@@ -626,7 +628,7 @@ pub async fn list(
 }
 
 /// The create form's fields as the REST body.
-fn body(r: &Resource, fields: &Fields) -> Result<Value, ApiFailure> {
+pub(super) fn body(r: &Resource, fields: &Fields) -> Result<Value, ApiFailure> {
     let bad = |name: &str, why: &str| ApiFailure { status: StatusCode::BAD_REQUEST, message: format!("{name}: {why}") };
     let mut body = Map::new();
     for field in r.fields {
