@@ -576,6 +576,20 @@ pub async fn renew(
     Ok(Redirect::to(&format!("/certificates/{id}?notice=Renewal+queued.")).into_response())
 }
 
+/// Archives the certificate (the API's DELETE): it stays in the inventory, no longer renewed,
+/// deployed or alerted on.
+pub async fn archive(
+    State(web): State<Web>,
+    session: Session,
+    Path(id): Path<String>,
+    fields: Fields,
+) -> Result<Response, WebError> {
+    fields.check_csrf(&session)?;
+    let id = urlencode(&id);
+    web.send(&session, Method::DELETE, &format!("/api/v1/certificates/{id}"), &Value::Null).await??;
+    Ok(Redirect::to(&format!("/certificates/{id}?notice=Archived.")).into_response())
+}
+
 pub async fn revoke(
     State(web): State<Web>,
     session: Session,

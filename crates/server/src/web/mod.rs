@@ -61,6 +61,7 @@ pub fn router(app: AppState, api: Router) -> Router {
         .route("/certificates/{id}", get(certificates::detail))
         .route("/certificates/{id}/renew", post(certificates::renew))
         .route("/certificates/{id}/revoke", post(certificates::revoke))
+        .route("/certificates/{id}/archive", post(certificates::archive))
         .route("/certificates/{id}/export.pem", get(certificates::export_pem))
         .route("/notifications", get(notifications::list))
         .route("/notifications/{id}/requeue", post(notifications::requeue))

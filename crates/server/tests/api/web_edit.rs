@@ -1,5 +1,6 @@
 //! Edit forms of the inventory's resources in process: filled with the current values, saved
-//! with PUT, refusals shown at their field, secrets kept, and nothing offered to a viewer.
+//! with PUT, refusals shown at their field, configurations kept, nothing offered to a viewer; and a
+//! certificate archived from its page.
 
 use serde_json::json;
 
@@ -109,4 +110,27 @@ async fn resources_the_api_does_not_update_have_no_edit_form() {
     b.sign_in(&app.admin).await;
     let r = b.get("/jobs/job-x/edit").await;
     assert_ne!(r.status, 200, "jobs are not edited here");
+}
+
+#[tokio::test]
+async fn a_certificate_is_archived_from_its_page() {
+    let app = TestApp::new().await;
+    let d = crate::fixtures::deps(&app, "archive").await;
+    let cert = crate::fixtures::cert(&app, &crate::fixtures::cert_body(&d, "to-archive")).await;
+    let mut b = Browser::new(&app);
+    b.sign_in(&app.viewer).await;
+    let page = is_page(&b.get(&format!("/certificates/{cert}")).await, 200);
+    assert!(!page.contains("data-testid=\"archive\""), "a viewer is offered no archive: {page}");
+
+    let mut b = Browser::new(&app);
+    b.sign_in(&app.operator).await;
+    let page = is_page(&b.get(&format!("/certificates/{cert}")).await, 200);
+    assert!(page.contains("data-testid=\"archive\""), "{page}");
+    let csrf = b.csrf().await;
+    let r = b.post(&format!("/certificates/{cert}/archive"), &[("_csrf", &csrf)]).await;
+    assert_eq!(r.status, 303, "{}", crate::web::html(&r));
+    let after = app.get(&format!("/api/v1/certificates/{cert}"), &app.admin).await;
+    assert_eq!(after.json["status"], "Archived");
+    let page = is_page(&b.get(&format!("/certificates/{cert}")).await, 200);
+    assert!(!page.contains("data-testid=\"archive\""), "an archived certificate is not archived again: {page}");
 }
