@@ -391,6 +391,9 @@ const SECTIONS: &[&str] = &[
     "/audit",
     "/api-keys",
     "/observability",
+    "/acme",
+    "/digest",
+    "/agents-retired",
 ];
 
 #[tokio::test]
