@@ -83,14 +83,18 @@ impl Fixture {
         path_str(&path)
     }
 
-    /// Issues a leaf, writes it as `name`, and returns (its PEM pair, its serial).
+    /// Issues a leaf, writes it as `name`, and returns (its PEM pair, its serial in the
+    /// canonical form: the magnitude without the DER sign byte, as OCSP and CRLs compare it).
     fn leaf(&self, name: &str, now: OffsetDateTime) -> (PemPair, Vec<u8>) {
         let leaf = issue_server_cert(&self.ca, &[format!("{}.example", name.trim_end_matches(".pem"))], now).unwrap();
         self.write(name, leaf.cert_pem.as_bytes());
         let der = pem_certs_to_der(&leaf.cert_pem).unwrap().remove(0);
         let (_, cert) = X509Certificate::from_der(&der).unwrap();
-        let serial = cert.raw_serial().to_vec();
-        (leaf, serial)
+        // A serial whose first random byte is zero and second has its top bit set keeps a
+        // leading zero in DER (the sign byte); the canonical form drops it.
+        let raw = cert.raw_serial();
+        let start = raw.iter().position(|b| *b != 0).unwrap_or(raw.len() - 1);
+        (leaf, raw[start..].to_vec())
     }
 }
 
