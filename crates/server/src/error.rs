@@ -95,16 +95,14 @@ impl From<StoreError> for ApiError {
             StoreError::Forbidden(m) => ApiError::Forbidden(m),
             StoreError::Gone(m) => ApiError::Gone(m),
             StoreError::InvalidReference { .. } | StoreError::Invalid { .. } => ApiError::BadRequest(e.to_string()),
-            StoreError::Database(ref db) if is_unavailable(db) => ApiError::Unavailable(e.to_string()),
-            StoreError::Database(_) | StoreError::Corrupt(_) | StoreError::Migrate(_) => {
-                ApiError::Internal(e.to_string())
-            }
+            _ if e.is_unavailable() => ApiError::Unavailable(e.to_string()),
+            StoreError::Database(_)
+            | StoreError::Engine(_)
+            | StoreError::Unavailable(_)
+            | StoreError::Corrupt(_)
+            | StoreError::Migrate(_) => ApiError::Internal(e.to_string()),
         }
     }
-}
-
-fn is_unavailable(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
 }
 
 impl IntoResponse for ApiError {

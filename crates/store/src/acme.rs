@@ -179,7 +179,7 @@ pub struct IssuedBySerial {
     pub revoked: bool,
 }
 
-#[derive(FromRow)]
+#[derive(FromRow, Deserialize)]
 struct SerialRow {
     certificate_id: String,
     issuer_ca_id: Option<String>,
@@ -190,7 +190,7 @@ struct SerialRow {
     revoked: i64,
 }
 
-#[derive(FromRow)]
+#[derive(FromRow, Deserialize)]
 struct AccountRow {
     id: String,
     profile_id: String,
@@ -215,7 +215,7 @@ impl AccountRow {
     }
 }
 
-#[derive(FromRow)]
+#[derive(FromRow, Deserialize)]
 struct OrderRow {
     id: String,
     account_id: String,
@@ -230,7 +230,7 @@ struct OrderRow {
     authz_ids: Option<String>,
 }
 
-#[derive(FromRow)]
+#[derive(FromRow, Deserialize)]
 struct AuthzRow {
     id: String,
     order_id: String,
@@ -242,11 +242,12 @@ struct AuthzRow {
     expires_at: i64,
 }
 
-#[derive(FromRow)]
+#[derive(FromRow, Deserialize)]
 struct ChallengeRow {
     id: String,
     authz_id: String,
     #[sqlx(rename = "type")]
+    #[serde(rename = "type")]
     kind: String,
     token: String,
     status: String,

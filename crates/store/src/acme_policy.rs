@@ -2,6 +2,7 @@
 //! every replica, admin "renew now" overrides of ARI windows, and the garbage collection of
 //! what expires (spent nonces, abandoned orders, old rate-limit windows).
 
+use serde::Deserialize;
 use serde_json::json;
 use sqlx::FromRow;
 use time::OffsetDateTime;
@@ -42,7 +43,7 @@ impl AcmeGcReport {
     }
 }
 
-#[derive(Debug, FromRow)]
+#[derive(Debug, FromRow, Deserialize)]
 struct EabRow {
     id: String,
     profile_id: Option<String>,

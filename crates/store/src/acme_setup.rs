@@ -1,6 +1,7 @@
 //! The ACME server's configuration and replay protection: which profiles serve ACME, the
 //! shared nonce key, and spent nonces.
 
+use serde::Deserialize;
 use serde_json::json;
 use sqlx::FromRow;
 use time::OffsetDateTime;
@@ -11,7 +12,7 @@ use crate::common::{Actor, must_reference};
 use crate::sql::Sql;
 use crate::{Result, Store, from_micros, to_micros};
 
-#[derive(FromRow)]
+#[derive(FromRow, Deserialize)]
 struct BindingRow {
     profile_id: String,
     issuer_id: String,

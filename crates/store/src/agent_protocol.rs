@@ -4,6 +4,7 @@
 //! An agent reaches only its own rows: every query here is keyed by the agent's ID, and a job,
 //! target or certificate of another agent is refused as `Forbidden`.
 
+use serde::Deserialize;
 use serde_json::json;
 use sqlx::FromRow;
 use time::{Duration, OffsetDateTime};
@@ -31,7 +32,7 @@ pub struct NewAgentToken {
 }
 
 /// Who an agent credential belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow, Deserialize)]
 pub struct AgentIdentity {
     pub id: String,
     pub name: String,
@@ -68,7 +69,7 @@ pub enum Retirement {
     Blocked(AgentDependencyCounts),
 }
 
-#[derive(Debug, FromRow)]
+#[derive(Debug, FromRow, Deserialize)]
 struct TokenRow {
     id: String,
     name: String,

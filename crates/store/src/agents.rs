@@ -1,6 +1,7 @@
 //! Agents: the hosts that run certctl-agent. Their credential hash is stored but never read
 //! back into an [`Agent`].
 
+use serde::Deserialize;
 use serde_json::json;
 use sqlx::FromRow;
 use time::OffsetDateTime;
@@ -46,7 +47,7 @@ impl Default for NewAgent {
     }
 }
 
-#[derive(Debug, FromRow)]
+#[derive(Debug, FromRow, Deserialize)]
 struct AgentRow {
     id: String,
     name: String,

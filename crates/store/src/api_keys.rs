@@ -1,5 +1,6 @@
 //! API keys: stored as SHA-256 hashes, looked up by hash.
 
+use serde::Deserialize;
 use serde_json::json;
 use sqlx::FromRow;
 use time::OffsetDateTime;
@@ -29,7 +30,7 @@ pub struct ApiKeyRecord {
     pub key_hash: String,
 }
 
-#[derive(Debug, FromRow)]
+#[derive(Debug, FromRow, Deserialize)]
 struct ApiKeyRow {
     id: String,
     name: String,

@@ -6,6 +6,7 @@
 //! extend one chain and `verify_chain` can report the first broken link.
 
 use aws_lc_rs::digest;
+use serde::Deserialize;
 use serde_json::Value;
 use sqlx::FromRow;
 use time::OffsetDateTime;
@@ -75,7 +76,7 @@ pub struct ChainReport {
     pub head: Option<(i64, String)>,
 }
 
-#[derive(Debug, FromRow)]
+#[derive(Debug, FromRow, Deserialize)]
 struct AuditRow {
     seq: i64,
     id: String,

@@ -3,6 +3,7 @@
 //! Keys arrive sealed: the server encrypts them before they reach the store, so the database
 //! never holds a CA key in the clear.
 
+use serde::Deserialize;
 use serde_json::json;
 use sqlx::FromRow;
 use time::OffsetDateTime;
@@ -127,7 +128,7 @@ pub struct NewRevocation {
     pub reason: String,
 }
 
-#[derive(Debug, FromRow)]
+#[derive(Debug, FromRow, Deserialize)]
 struct CaRow {
     id: String,
     issuer_id: String,

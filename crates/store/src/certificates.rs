@@ -1,5 +1,6 @@
 //! Managed certificates, their versions and their target mappings.
 
+use serde::Deserialize;
 use serde_json::json;
 use sqlx::FromRow;
 use time::OffsetDateTime;
@@ -151,7 +152,7 @@ impl CertificateFilter {
     }
 }
 
-#[derive(Debug, FromRow)]
+#[derive(Debug, FromRow, Deserialize)]
 struct CertRow {
     id: String,
     name: String,
@@ -193,11 +194,12 @@ pub struct CsrInputs {
     pub awaiting_job_id: Option<String>,
 }
 
-#[derive(Debug, FromRow)]
+#[derive(Debug, FromRow, Deserialize)]
 struct CsrInputsRow {
     agent_known: i64,
     awaiting_job_id: Option<String>,
     #[sqlx(flatten)]
+    #[serde(flatten)]
     cert: CertRow,
 }
 
@@ -327,7 +329,7 @@ pub struct NewVersion {
     pub key_size: i64,
 }
 
-#[derive(Debug, FromRow)]
+#[derive(Debug, FromRow, Deserialize)]
 struct VersionRow {
     id: String,
     certificate_id: String,

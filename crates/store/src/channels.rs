@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::FromRow;
 use time::OffsetDateTime;
@@ -44,11 +45,12 @@ pub struct ChannelWrite {
     pub enabled: bool,
 }
 
-#[derive(Debug, FromRow)]
+#[derive(Debug, FromRow, Deserialize)]
 struct ChannelRow {
     id: String,
     name: String,
     #[sqlx(rename = "type")]
+    #[serde(rename = "type")]
     kind: String,
     config: String,
     sealed_secret: Option<Vec<u8>>,
@@ -111,7 +113,7 @@ pub struct ExpiryCandidate {
     pub channels: BTreeMap<SeverityTier, Vec<String>>,
 }
 
-#[derive(Debug, FromRow)]
+#[derive(Debug, FromRow, Deserialize)]
 struct CandidateRow {
     id: String,
     name: String,

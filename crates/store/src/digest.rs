@@ -1,6 +1,7 @@
 //! The certificate digest: certificates expiring within a window (expired ones included,
 //! revoked and archived ones left out), counted by status in SQL, with the soonest of them.
 
+use serde::Deserialize;
 use sqlx::FromRow;
 use time::OffsetDateTime;
 
@@ -12,13 +13,13 @@ use crate::{Result, Store, from_micros, parse_enum, to_micros};
 /// Certificates listed by one digest; the counts cover the whole window.
 pub const DIGEST_LIST_LIMIT: i64 = 500;
 
-#[derive(Debug, FromRow)]
+#[derive(Debug, FromRow, Deserialize)]
 struct StatusRow {
     status: String,
     n: i64,
 }
 
-#[derive(Debug, FromRow)]
+#[derive(Debug, FromRow, Deserialize)]
 struct EntryRow {
     id: String,
     name: String,

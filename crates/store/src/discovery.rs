@@ -1,6 +1,7 @@
 //! Discovered certificates: what agents find on their hosts, upserted by (fingerprint, agent,
 //! path), and their triage into the managed inventory.
 
+use serde::Deserialize;
 use serde_json::json;
 use sqlx::FromRow;
 use time::OffsetDateTime;
@@ -31,7 +32,7 @@ pub struct NewDiscovery {
     pub pem_data: String,
 }
 
-#[derive(Debug, FromRow)]
+#[derive(Debug, FromRow, Deserialize)]
 struct DiscoveredRow {
     id: String,
     agent_id: String,

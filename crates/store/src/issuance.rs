@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use serde::Deserialize;
 use serde_json::json;
 use sqlx::FromRow;
 use time::{Duration, OffsetDateTime};
@@ -98,7 +99,7 @@ pub struct ScanReport {
     pub jobs_created: Vec<(String, String)>,
 }
 
-#[derive(Debug, FromRow)]
+#[derive(Debug, FromRow, Deserialize)]
 struct VersionRow {
     id: String,
     certificate_id: String,

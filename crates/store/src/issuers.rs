@@ -4,6 +4,7 @@
 //! which reads return, and the sealed full document, which only [`Store::issuer_sealed_config`]
 //! gives back.
 
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sqlx::FromRow;
 use time::OffsetDateTime;
@@ -52,7 +53,7 @@ pub struct IssuerChanges {
     pub enabled: Option<bool>,
 }
 
-#[derive(Debug, FromRow)]
+#[derive(Debug, FromRow, Deserialize)]
 struct IssuerRow {
     id: String,
     name: String,

@@ -1,5 +1,6 @@
 //! Jobs: units of lifecycle work, listed newest first, and their cancellation.
 
+use serde::Deserialize;
 use serde_json::json;
 use sqlx::FromRow;
 use time::OffsetDateTime;
@@ -53,7 +54,7 @@ pub struct JobQuery {
     pub target_id: Option<String>,
 }
 
-#[derive(Debug, FromRow)]
+#[derive(Debug, FromRow, Deserialize)]
 struct JobRow {
     id: String,
     job_type: String,

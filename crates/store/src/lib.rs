@@ -32,6 +32,7 @@ pub mod paging;
 mod policies;
 mod profiles;
 mod sql;
+mod sqlite;
 mod stats;
 mod targets;
 #[cfg(feature = "testing")]
@@ -40,12 +41,13 @@ pub mod testing;
 mod web_sessions;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, Postgres, Sqlite, Transaction};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sqlx::{ConnectOptions, Connection, Postgres, Transaction};
 use time::OffsetDateTime;
 
 pub use acme::{
@@ -107,6 +109,12 @@ pub enum StoreError {
     /// The database failed or is unreachable.
     #[error("database error: {0}")]
     Database(sqlx::Error),
+    /// The embedded database failed.
+    #[error("database error: {0}")]
+    Engine(String),
+    /// No connection became free in time, or the database is locked by another process.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// A schema migration failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -129,6 +137,18 @@ impl From<sqlx::Error> for StoreError {
             }
         }
         StoreError::Database(err)
+    }
+}
+
+impl StoreError {
+    /// Whether the failure is the database being out of reach (worth a 503 and a retry) rather
+    /// than a fault in the request or the data.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unavailable(_)
+                | StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
+        )
     }
 }
 
@@ -158,12 +178,9 @@ impl Default for StoreOptions {
 
 #[derive(Clone)]
 enum Db {
-    /// WAL mode: many read-only connections and one writer, so writers queue in the pool
+    /// WAL mode: a few read-only connections and one writer, so writers queue on its lock
     /// instead of failing with SQLITE_BUSY.
-    Sqlite {
-        read: SqlitePool,
-        write: SqlitePool,
-    },
+    Sqlite(Arc<sqlite::SqliteDb>),
     Postgres(PgPool),
 }
 
@@ -174,14 +191,14 @@ pub struct Store {
 }
 
 enum Pooled {
-    Sqlite(PoolConnection<Sqlite>),
+    Sqlite(sqlite::Guard),
     Postgres(PoolConnection<Postgres>),
 }
 
 impl Pooled {
     fn conn(&mut self) -> Conn<'_> {
         match self {
-            Pooled::Sqlite(c) => Conn::Sqlite(c),
+            Pooled::Sqlite(c) => Conn::Sqlite(&mut *c),
             Pooled::Postgres(c) => Conn::Postgres(c),
         }
     }
@@ -193,14 +210,14 @@ pub struct Tx {
 }
 
 enum TxInner {
-    Sqlite(Transaction<'static, Sqlite>),
+    Sqlite(sqlite::SqliteTx),
     Postgres(Transaction<'static, Postgres>),
 }
 
 impl Tx {
     pub(crate) fn conn(&mut self) -> Conn<'_> {
         match &mut self.inner {
-            TxInner::Sqlite(t) => Conn::Sqlite(t),
+            TxInner::Sqlite(t) => Conn::Sqlite(t.conn()),
             TxInner::Postgres(t) => Conn::Postgres(t),
         }
     }
@@ -214,7 +231,7 @@ impl Tx {
 
     pub async fn commit(self) -> Result<()> {
         match self.inner {
-            TxInner::Sqlite(t) => t.commit().await?,
+            TxInner::Sqlite(t) => t.commit()?,
             TxInner::Postgres(t) => t.commit().await?,
         }
         Ok(())
@@ -234,38 +251,27 @@ impl Store {
                 .await?;
             return Ok(Store { db: Db::Postgres(pool) });
         }
-        let base = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(options.acquire_timeout)
-            // A page of rows crosses from SQLite's worker thread in one go instead of stalling
-            // the worker at the default 50 rows.
-            .row_buffer_size(1024)
-            .log_statements(tracing::log::LevelFilter::Trace);
-        // The writer is opened first so the file exists (and is in WAL mode) before the
-        // read-only connections open it.
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(options.acquire_timeout)
-            .connect_with(base.clone())
-            .await?;
-        // Each SQLite connection is an OS thread; more readers than cores only adds context
-        // switches, since a read never waits on the network.
-        let readers = options.max_connections.clamp(1, 4);
-        let read = SqlitePoolOptions::new()
-            .max_connections(readers)
-            .acquire_timeout(options.acquire_timeout)
-            .connect_with(base.read_only(true))
-            .await?;
-        Ok(Store { db: Db::Sqlite { read, write } })
+        // Statements run on the calling task (see `sqlite`), so more readers than cores would
+        // only sit idle; a few cover tasks that hold one across other awaits.
+        let readers = options.max_connections.clamp(1, 4) as usize;
+        let path = sqlite::path_of(url)?;
+        let db = sqlite::SqliteDb::open(&path, readers, options.acquire_timeout)?;
+        Ok(Store { db: Db::Sqlite(Arc::new(db)) })
     }
 
     /// Brings the schema up to date.
     pub async fn migrate(&self) -> Result<()> {
         match &self.db {
-            Db::Sqlite { write, .. } => sqlx::migrate!("migrations/sqlite").run(write).await?,
+            Db::Sqlite(db) => {
+                // Migrations keep sqlx's runner and bookkeeping table on a connection of their own.
+                let options = SqliteConnectOptions::new()
+                    .filename(db.path())
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .foreign_keys(true);
+                let mut conn = options.connect().await?;
+                sqlx::migrate!("migrations/sqlite").run(&mut conn).await?;
+                conn.close().await?;
+            }
             Db::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
         }
         Ok(())
@@ -273,7 +279,7 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         match self.db {
-            Db::Sqlite { .. } => Backend::Sqlite,
+            Db::Sqlite(_) => Backend::Sqlite,
             Db::Postgres(_) => Backend::Postgres,
         }
     }
@@ -288,17 +294,14 @@ impl Store {
     /// Closes every connection; in-flight queries finish first.
     pub async fn close(&self) {
         match &self.db {
-            Db::Sqlite { read, write } => {
-                read.close().await;
-                write.close().await;
-            }
+            Db::Sqlite(db) => db.close().await,
             Db::Postgres(pool) => pool.close().await,
         }
     }
 
     async fn reader(&self) -> Result<Pooled> {
         Ok(match &self.db {
-            Db::Sqlite { read, .. } => Pooled::Sqlite(read.acquire().await?),
+            Db::Sqlite(db) => Pooled::Sqlite(db.reader().await?),
             Db::Postgres(pool) => Pooled::Postgres(pool.acquire().await?),
         })
     }
@@ -307,7 +310,7 @@ impl Store {
     /// any PostgreSQL connection): a single-statement write costs one round trip instead of three.
     async fn writer(&self) -> Result<Pooled> {
         Ok(match &self.db {
-            Db::Sqlite { write, .. } => Pooled::Sqlite(write.acquire().await?),
+            Db::Sqlite(db) => Pooled::Sqlite(db.writer().await?),
             Db::Postgres(pool) => Pooled::Postgres(pool.acquire().await?),
         })
     }
@@ -316,7 +319,7 @@ impl Store {
     /// IMMEDIATE`), so a transaction never fails half-way by upgrading a read lock.
     pub async fn begin(&self) -> Result<Tx> {
         let inner = match &self.db {
-            Db::Sqlite { write, .. } => TxInner::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Sqlite(db) => TxInner::Sqlite(sqlite::SqliteTx::begin(db.writer().await?)?),
             Db::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
         };
         Ok(Tx { inner })

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::FromRow;
 use time::OffsetDateTime;
@@ -95,10 +96,11 @@ pub struct NotificationQuery {
     pub certificate_id: Option<String>,
 }
 
-#[derive(Debug, FromRow)]
+#[derive(Debug, FromRow, Deserialize)]
 struct NotificationRow {
     id: String,
     #[sqlx(rename = "type")]
+    #[serde(rename = "type")]
     kind: String,
     channel: String,
     recipient: String,

@@ -1,5 +1,6 @@
 //! Teams and owners.
 
+use serde::Deserialize;
 use serde_json::json;
 use sqlx::FromRow;
 use time::OffsetDateTime;
@@ -12,7 +13,7 @@ use crate::paging::{self, CREATED, Keyed, Listing, Order, Paging, SortValue};
 use crate::sql::Sql;
 use crate::{Result, Store, StoreError, from_micros, new_id, to_micros};
 
-#[derive(Debug, FromRow)]
+#[derive(Debug, FromRow, Deserialize)]
 struct TeamRow {
     id: String,
     name: String,
@@ -44,7 +45,7 @@ impl From<TeamRow> for Team {
 
 const TEAM_COLUMNS: &str = "SELECT id, name, description, created_at, updated_at FROM teams";
 
-#[derive(Debug, FromRow)]
+#[derive(Debug, FromRow, Deserialize)]
 struct OwnerRow {
     id: String,
     name: String,

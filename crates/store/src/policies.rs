@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::Deserialize;
 use serde_json::json;
 use sqlx::FromRow;
 use time::OffsetDateTime;
@@ -24,7 +25,7 @@ const SLUG_MAX: usize = 60;
 /// Highest suffix tried for a generated ID before falling back to a unique one.
 const SLUG_SUFFIX_MAX: u32 = 10;
 
-#[derive(Debug, FromRow)]
+#[derive(Debug, FromRow, Deserialize)]
 struct PolicyRow {
     id: String,
     name: String,

@@ -1,5 +1,6 @@
 //! Certificate profiles: the issuance constraints a set of certificates shares.
 
+use serde::Deserialize;
 use serde_json::json;
 use sqlx::FromRow;
 use time::OffsetDateTime;
@@ -21,7 +22,7 @@ const SHORT_LIVED_LIMIT: i64 = 3600;
 /// Longest accepted `max_ttl_seconds` (100 years), so adding it to a time cannot overflow.
 const MAX_TTL_LIMIT: i64 = 100 * 366 * 86_400;
 
-#[derive(Debug, FromRow)]
+#[derive(Debug, FromRow, Deserialize)]
 struct ProfileRow {
     id: String,
     name: String,

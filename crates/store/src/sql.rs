@@ -4,11 +4,11 @@
 //! always bound, never spliced into the text: `Sql` only appends static fragments and
 //! placeholders, which is why handing its text to sqlx as `AssertSqlSafe` is sound.
 
+use serde::de::DeserializeOwned;
 use sqlx::postgres::PgRow;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{AssertSqlSafe, FromRow, PgConnection, SqliteConnection};
+use sqlx::{AssertSqlSafe, FromRow, PgConnection};
 
-use crate::StoreError;
+use crate::{StoreError, sqlite};
 
 /// A bound value. The set is what both backends encode natively.
 #[derive(Debug, Clone)]
@@ -79,7 +79,7 @@ pub(crate) struct Sql {
 
 /// A borrowed connection of either backend.
 pub(crate) enum Conn<'a> {
-    Sqlite(&'a mut SqliteConnection),
+    Sqlite(&'a mut rusqlite::Connection),
     Postgres(&'a mut PgConnection),
 }
 
@@ -92,9 +92,10 @@ impl Conn<'_> {
     }
 }
 
-/// Rows decodable from both backends.
-pub(crate) trait Row: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
-impl<T> Row for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
+/// Rows decodable from both backends: by sqlx from PostgreSQL, by serde (column names as field
+/// names, as sqlx does) from SQLite.
+pub(crate) trait Row: for<'r> FromRow<'r, PgRow> + DeserializeOwned + Send + Unpin {}
+impl<T> Row for T where T: for<'r> FromRow<'r, PgRow> + DeserializeOwned + Send + Unpin {}
 
 macro_rules! bind_all {
     ($query:expr, $args:expr) => {{
@@ -109,6 +110,13 @@ macro_rules! bind_all {
         }
         q
     }};
+}
+
+/// SQLite statements complete without ever waiting, so a task running many of them would never
+/// give its thread back; spending tokio's cooperative budget makes it yield now and then, as a
+/// task doing I/O does.
+async fn yield_if_due() {
+    tokio::task::coop::consume_budget().await;
 }
 
 impl Sql {
@@ -151,7 +159,10 @@ impl Sql {
     pub(crate) async fn fetch_all<T: Row>(self, conn: &mut Conn<'_>) -> Result<Vec<T>, StoreError> {
         let Sql { text, args } = self;
         Ok(match conn {
-            Conn::Sqlite(c) => bind_all!(sqlx::query_as::<_, T>(AssertSqlSafe(text)), args).fetch_all(&mut **c).await?,
+            Conn::Sqlite(c) => {
+                yield_if_due().await;
+                sqlite::query(c, &text, &args, usize::MAX)?
+            }
             Conn::Postgres(c) => {
                 bind_all!(sqlx::query_as::<_, T>(AssertSqlSafe(text)), args).fetch_all(&mut **c).await?
             }
@@ -162,7 +173,8 @@ impl Sql {
         let Sql { text, args } = self;
         Ok(match conn {
             Conn::Sqlite(c) => {
-                bind_all!(sqlx::query_as::<_, T>(AssertSqlSafe(text)), args).fetch_optional(&mut **c).await?
+                yield_if_due().await;
+                sqlite::query(c, &text, &args, 1)?.pop()
             }
             Conn::Postgres(c) => {
                 bind_all!(sqlx::query_as::<_, T>(AssertSqlSafe(text)), args).fetch_optional(&mut **c).await?
@@ -173,7 +185,10 @@ impl Sql {
     pub(crate) async fn fetch_one<T: Row>(self, conn: &mut Conn<'_>) -> Result<T, StoreError> {
         let Sql { text, args } = self;
         Ok(match conn {
-            Conn::Sqlite(c) => bind_all!(sqlx::query_as::<_, T>(AssertSqlSafe(text)), args).fetch_one(&mut **c).await?,
+            Conn::Sqlite(c) => {
+                yield_if_due().await;
+                sqlite::query(c, &text, &args, 1)?.pop().ok_or(StoreError::Database(sqlx::Error::RowNotFound))?
+            }
             Conn::Postgres(c) => {
                 bind_all!(sqlx::query_as::<_, T>(AssertSqlSafe(text)), args).fetch_one(&mut **c).await?
             }
@@ -185,7 +200,8 @@ impl Sql {
         let Sql { text, args } = self;
         Ok(match conn {
             Conn::Sqlite(c) => {
-                bind_all!(sqlx::query(AssertSqlSafe(text)), args).execute(&mut **c).await?.rows_affected()
+                yield_if_due().await;
+                sqlite::execute(c, &text, &args)?
             }
             Conn::Postgres(c) => {
                 bind_all!(sqlx::query(AssertSqlSafe(text)), args).execute(&mut **c).await?.rows_affected()

@@ -1,6 +1,7 @@
 //! Deployment targets: where an agent installs certificates, with an encrypted configuration
 //! handled like an issuer's.
 
+use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::FromRow;
 use time::OffsetDateTime;
@@ -35,7 +36,7 @@ pub struct TargetChanges {
     pub enabled: Option<bool>,
 }
 
-#[derive(Debug, FromRow)]
+#[derive(Debug, FromRow, Deserialize)]
 struct TargetRow {
     id: String,
     name: String,

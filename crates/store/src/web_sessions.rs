@@ -1,6 +1,7 @@
 //! Dashboard sessions: a random cookie value whose SHA-256 is the row's key, bound to the API
 //! key that signed in. A session ends at its expiry, at sign-out, or when its key is deleted.
 
+use serde::Deserialize;
 use sqlx::FromRow;
 use time::OffsetDateTime;
 
@@ -20,7 +21,7 @@ pub struct WebSession {
     pub expires_at: OffsetDateTime,
 }
 
-#[derive(Debug, FromRow)]
+#[derive(Debug, FromRow, Deserialize)]
 struct SessionRow {
     key_id: String,
     name: String,

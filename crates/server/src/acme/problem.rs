@@ -174,12 +174,12 @@ impl From<StoreError> for AcmeError {
             StoreError::Conflict(m) => AcmeError::Malformed(m),
             StoreError::Invalid { .. } | StoreError::InvalidReference { .. } => AcmeError::Malformed(e.to_string()),
             StoreError::Forbidden(m) | StoreError::Gone(m) => AcmeError::Unauthorized(m),
-            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => {
-                AcmeError::Unavailable(e.to_string())
-            }
-            StoreError::Database(_) | StoreError::Corrupt(_) | StoreError::Migrate(_) => {
-                AcmeError::Internal(e.to_string())
-            }
+            _ if e.is_unavailable() => AcmeError::Unavailable(e.to_string()),
+            StoreError::Database(_)
+            | StoreError::Engine(_)
+            | StoreError::Unavailable(_)
+            | StoreError::Corrupt(_)
+            | StoreError::Migrate(_) => AcmeError::Internal(e.to_string()),
         }
     }
 }
