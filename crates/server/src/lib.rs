@@ -36,6 +36,7 @@ use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
+use axum::serve::ListenerExt;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
@@ -204,7 +205,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(addr) = pki_listen {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .with_context(|| format!("CERTCTL_PKI_HTTP_LISTEN: cannot listen on {addr}"))?;
+            .with_context(|| format!("CERTCTL_PKI_HTTP_LISTEN: cannot listen on {addr}"))?
+            .tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                }
+            });
         let pki = pki_router(state.clone());
         tracing::info!(address = %addr, "PKI HTTP listener (CRL, OCSP) is listening");
         tokio::spawn(async move {
@@ -222,7 +228,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!("shutting down: draining connections");
         shutdown.graceful_shutdown(Some(Duration::from_secs(30)));
     });
-    let server = axum_server::bind_rustls(listen, rustls_config)
+    // TCP_NODELAY: a TLS response leaves in several writes (records for the head and the body),
+    // and with Nagle's algorithm the last one waits for the client's delayed ACK, up to 40 ms.
+    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls_config)
+        .acceptor(axum_server::accept::NoDelayAcceptor::new());
+    let server = axum_server::Server::bind(listen)
+        .acceptor(acceptor)
         .handle(handle.clone())
         .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>());
     let serving = tokio::spawn(server);
