@@ -258,11 +258,13 @@ pub(crate) fn query<T: DeserializeOwned>(
     limit: usize,
 ) -> Result<Vec<T>, StoreError> {
     let mut stmt = bound(conn, text, args)?;
+    // Looked up once per statement instead of once per column of every row.
+    let names: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
     let mut rows = stmt.raw_query();
     let mut out = Vec::new();
     while out.len() < limit {
         let Some(row) = rows.next()? else { break };
-        out.push(T::deserialize(RowDe { row }).map_err(|e| StoreError::Corrupt(e.0))?);
+        out.push(T::deserialize(RowDe { row, names: &names }).map_err(|e| StoreError::Corrupt(e.0))?);
     }
     Ok(out)
 }
@@ -294,6 +296,7 @@ impl de::Error for DeError {
 /// One result row: a struct reads its fields by column name, a tuple by position.
 struct RowDe<'a, 'stmt> {
     row: &'a rusqlite::Row<'stmt>,
+    names: &'a [String],
 }
 
 impl<'de> de::Deserializer<'de> for RowDe<'_, '_> {
@@ -304,8 +307,7 @@ impl<'de> de::Deserializer<'de> for RowDe<'_, '_> {
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        let stmt: &rusqlite::Statement<'_> = self.row.as_ref();
-        visitor.visit_map(Columns { row: self.row, next: 0, count: stmt.column_count() })
+        visitor.visit_map(Columns { row: self.row, names: self.names, next: 0 })
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -318,8 +320,7 @@ impl<'de> de::Deserializer<'de> for RowDe<'_, '_> {
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        let stmt: &rusqlite::Statement<'_> = self.row.as_ref();
-        visitor.visit_seq(Columns { row: self.row, next: 0, count: stmt.column_count() })
+        visitor.visit_seq(Columns { row: self.row, names: self.names, next: 0 })
     }
 
     fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, DeError> {
@@ -343,8 +344,8 @@ impl<'de> de::Deserializer<'de> for RowDe<'_, '_> {
 
 struct Columns<'a, 'stmt> {
     row: &'a rusqlite::Row<'stmt>,
+    names: &'a [String],
     next: usize,
-    count: usize,
 }
 
 impl Columns<'_, '_> {
@@ -352,8 +353,7 @@ impl Columns<'_, '_> {
         let index = self.next;
         self.next += 1;
         let value = self.row.get_ref(index).map_err(|e| DeError(e.to_string()))?;
-        let stmt: &rusqlite::Statement<'_> = self.row.as_ref();
-        let column = stmt.column_name(index).unwrap_or("?");
+        let column = self.names.get(index).map_or("?", String::as_str);
         Ok(ValueDe { value, column })
     }
 }
@@ -362,12 +362,8 @@ impl<'de> MapAccess<'de> for Columns<'_, '_> {
     type Error = DeError;
 
     fn next_key_seed<K: de::DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
-        if self.next >= self.count {
-            return Ok(None);
-        }
-        let stmt: &rusqlite::Statement<'_> = self.row.as_ref();
-        let name = stmt.column_name(self.next).map_err(|e| DeError(e.to_string()))?;
-        seed.deserialize(name.into_deserializer()).map(Some)
+        let Some(name) = self.names.get(self.next) else { return Ok(None) };
+        seed.deserialize(name.as_str().into_deserializer()).map(Some)
     }
 
     fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
@@ -379,7 +375,7 @@ impl<'de> SeqAccess<'de> for Columns<'_, '_> {
     type Error = DeError;
 
     fn next_element_seed<T: de::DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
-        if self.next >= self.count {
+        if self.next >= self.names.len() {
             return Ok(None);
         }
         seed.deserialize(self.value()?).map(Some)
