@@ -15,7 +15,7 @@ use super::Web;
 use super::api_call::{ApiFailure, Choice};
 use super::dashboard::urlencode;
 use super::form::Fields;
-use super::page::{Chrome, WebError, respond};
+use super::page::{Chrome, WebError, respond_with};
 use super::session::Session;
 
 /// A certificate profile and how it is served over ACME, if it is.
@@ -135,11 +135,7 @@ async fn render(
         refusal,
         notice,
     };
-    let mut response = respond(&page)?;
-    if let Some(status) = status {
-        *response.status_mut() = status;
-    }
-    Ok(response)
+    respond_with(&page, status)
 }
 
 pub async fn show(

@@ -16,7 +16,7 @@ use super::Web;
 use super::api_call::{ApiFailure, Choice};
 use super::dashboard::urlencode;
 use super::form::Fields;
-use super::page::{Chrome, WebError, respond};
+use super::page::{Chrome, WebError, respond, respond_with};
 use super::session::Session;
 
 /// Statuses the list can be filtered by.
@@ -362,11 +362,7 @@ pub async fn form_page(
         policies: web.choices(session, "/api/v1/renewal-policies").await?,
         targets: web.choices(session, "/api/v1/targets").await?,
     };
-    let mut response = respond(&page)?;
-    if let Some(status) = status {
-        *response.status_mut() = status;
-    }
-    Ok(response)
+    respond_with(&page, status)
 }
 
 pub async fn new_form(State(web): State<Web>, session: Session) -> Result<Response, WebError> {
@@ -556,11 +552,7 @@ pub async fn detail_page(
         team_name,
         policy_name,
     };
-    let mut response = respond(&page)?;
-    if let Some(status) = status {
-        *response.status_mut() = status;
-    }
-    Ok(response)
+    respond_with(&page, status)
 }
 
 pub async fn renew(

@@ -19,7 +19,7 @@ use super::Web;
 use super::api_call::{ApiFailure, Choice};
 use super::dashboard::urlencode;
 use super::form::Fields;
-use super::page::{Chrome, WebError, respond};
+use super::page::{Chrome, WebError, respond, respond_with};
 use super::session::Session;
 
 /// Key algorithms a new CA may use, as the API names them.
@@ -110,13 +110,6 @@ async fn get_if_allowed<T: serde::de::DeserializeOwned>(
         Err(WebError::Api { status: StatusCode::FORBIDDEN, .. }) => Ok(None),
         Err(e) => Err(e),
     }
-}
-
-fn with_status(mut response: Response, status: Option<StatusCode>) -> Response {
-    if let Some(s) = status {
-        *response.status_mut() = s;
-    }
-    response
 }
 
 /// A job as the job tables show it.
@@ -386,7 +379,7 @@ async fn render_issuer(web: &Web, session: &Session, id: &str, extras: IssuerExt
         algorithms: ALGORITHMS,
         issuer,
     };
-    Ok(with_status(respond(&page)?, status))
+    respond_with(&page, status)
 }
 
 pub async fn issuer(
@@ -561,7 +554,7 @@ async fn render_agent(
         force,
         reason,
     };
-    Ok(with_status(respond(&page)?, status))
+    respond_with(&page, status)
 }
 
 pub async fn agent(
@@ -643,7 +636,7 @@ async fn render_job(
         error: failure.map(|f| f.message),
         job,
     };
-    Ok(with_status(respond(&page)?, status))
+    respond_with(&page, status)
 }
 
 pub async fn job(

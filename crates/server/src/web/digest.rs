@@ -14,7 +14,7 @@ use super::Web;
 use super::api_call::ApiFailure;
 use super::dashboard::urlencode;
 use super::form::Fields;
-use super::page::{Chrome, WebError, respond};
+use super::page::{Chrome, WebError, respond_with};
 use super::session::Session;
 
 #[derive(Debug, Default, Deserialize)]
@@ -53,11 +53,7 @@ async fn render(
     let status = failure.as_ref().map(|f| f.status);
     let page =
         DigestPage { chrome: Chrome::new(session, "digest"), days, preview, notice, error: failure.map(|f| f.message) };
-    let mut response = respond(&page)?;
-    if let Some(status) = status {
-        *response.status_mut() = status;
-    }
-    Ok(response)
+    respond_with(&page, status)
 }
 
 pub async fn show(

@@ -13,7 +13,7 @@ use super::Web;
 use super::api_call::{ApiFailure, Choice};
 use super::dashboard::urlencode;
 use super::form::Fields;
-use super::page::{Chrome, WebError, respond};
+use super::page::{Chrome, WebError, respond_with};
 use super::session::Session;
 
 /// The fields the form sends; the API names them in its refusals.
@@ -97,11 +97,7 @@ async fn page(
         policies: web.choices(session, "/api/v1/renewal-policies").await?,
         profiles: web.choices(session, "/api/v1/profiles").await?,
     };
-    let mut response = respond(&page)?;
-    if let Some(status) = status {
-        *response.status_mut() = status;
-    }
-    Ok(response)
+    respond_with(&page, status)
 }
 
 pub async fn claim_form(

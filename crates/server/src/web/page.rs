@@ -46,6 +46,16 @@ pub fn respond<T: Template>(page: &T) -> Result<Response, WebError> {
     Ok(render(page)?.into_response())
 }
 
+/// Renders a full page with `status` instead of 200 when one is given (a form re-shown with
+/// the API's refusal keeps the refusal's status).
+pub fn respond_with<T: Template>(page: &T, status: Option<StatusCode>) -> Result<Response, WebError> {
+    let mut response = respond(page)?;
+    if let Some(status) = status {
+        *response.status_mut() = status;
+    }
+    Ok(response)
+}
+
 #[derive(Template)]
 #[template(path = "login.html")]
 pub struct LoginPage {

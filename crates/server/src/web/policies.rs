@@ -18,7 +18,7 @@ use super::Web;
 use super::api_call::ApiFailure;
 use super::dashboard::urlencode;
 use super::form::Fields;
-use super::page::{Chrome, WebError, respond};
+use super::page::{Chrome, WebError, respond_with};
 use super::session::Session;
 use crate::notify::worker::default_tier;
 
@@ -105,11 +105,7 @@ async fn editor(
         error: error.map(|e| e.message),
         notice,
     };
-    let mut response = respond(&page)?;
-    if let Some(status) = status {
-        *response.status_mut() = status;
-    }
-    Ok(response)
+    respond_with(&page, status)
 }
 
 async fn policy(web: &Web, session: &Session, id: &str) -> Result<RenewalPolicy, WebError> {

@@ -13,7 +13,7 @@ use super::Web;
 use super::api_call::ApiFailure;
 use super::dashboard::urlencode;
 use super::form::Fields;
-use super::page::{Chrome, WebError, respond};
+use super::page::{Chrome, WebError, respond_with};
 use super::resources::{FormField, Kind, Resource, body, form, may_write, resource};
 use super::session::Session;
 
@@ -96,11 +96,7 @@ async fn render(
             .map(|f| f.message.clone()),
         writable: may_write(session, r),
     };
-    let mut response = respond(&page)?;
-    if let Some(f) = failure {
-        *response.status_mut() = f.status;
-    }
-    Ok(response)
+    respond_with(&page, failure.map(|f| f.status))
 }
 
 pub async fn edit_form(

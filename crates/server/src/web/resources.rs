@@ -15,7 +15,7 @@ use super::Web;
 use super::api_call::{ApiFailure, Choice};
 use super::dashboard::urlencode;
 use super::form::Fields;
-use super::page::{Chrome, WebError, respond};
+use super::page::{Chrome, WebError, respond_with};
 use super::session::Session;
 use super::typed_config::{self, Fieldset};
 
@@ -610,11 +610,7 @@ async fn render_list(
             _ => Vec::new(),
         },
     };
-    let mut response = respond(&list)?;
-    if let Some(f) = failure {
-        *response.status_mut() = f.status;
-    }
-    Ok(response)
+    respond_with(&list, failure.map(|f| f.status))
 }
 
 pub async fn list(
