@@ -50,9 +50,30 @@ use crate::secrets::SecretBox;
 
 pub use telemetry::init_logging;
 
-/// Everything handlers share; built once at start-up.
+/// Everything handlers share; built once at start-up. axum clones the state for every request,
+/// so it is one reference count to bump rather than one per shared part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// The same state with another configuration, for tools and tests that vary one setting.
+    pub fn with_config(&self, config: Config) -> Self {
+        let mut shared = (*self.0).clone();
+        shared.config = Arc::new(config);
+        AppState(Arc::new(shared))
+    }
+}
+
+/// The parts of [`AppState`].
+#[derive(Clone)]
+pub struct Shared {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub auth: Arc<Authenticator>,
@@ -165,7 +186,7 @@ pub fn build_state(
     let secrets = SecretBox::load(config.encryption_key.as_deref(), &config.data_dir)?;
     let (audit_log, writer) = AuditLog::start(store.clone(), clock.clone());
     let notifications = notify::Notifications::from_config(&config)?;
-    let state = AppState {
+    let state = AppState(Arc::new(Shared {
         auth: Arc::new(Authenticator::new(store.clone())),
         started_at: clock.now(),
         store,
@@ -177,7 +198,7 @@ pub fn build_state(
         metrics: Arc::new(metrics::Metrics::new()),
         notify: Arc::new(notifications),
         acme: Arc::new(acme::AcmeRuntime::default()),
-    };
+    }));
     Ok((state, writer))
 }
 

@@ -2,7 +2,6 @@
 //! inventory, the process counters, who may scrape, and `promtool check metrics` on a real
 //! scrape.
 
-use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use axum::body::Body;
@@ -196,10 +195,9 @@ async fn metrics_report_the_inventory_and_counters_postgres() {
 #[tokio::test]
 async fn public_metrics_need_no_key_and_a_bad_setting_is_named() {
     let app = TestApp::new().await;
-    let mut state = app.state.clone();
-    let mut config = (*state.config).clone();
+    let mut config = (*app.state.config).clone();
     config.metrics_public = true;
-    state.config = Arc::new(config);
+    let state = app.state.with_config(config);
     let router = certctl_server::router(state);
     for path in ["/api/v1/metrics", "/api/v1/metrics/prometheus", "/metrics"] {
         let r = router.clone().oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
