@@ -51,6 +51,10 @@ pub struct CaCert {
     /// How many more CA certificates may follow this one in a path, after the path length
     /// constraints of this CA and every ancestor; `None` when unlimited.
     remaining_path_len: Option<u8>,
+    /// The signer every issuance uses, built once: loading the key checks it against its public
+    /// point (an elliptic-curve multiplication) and reading the certificate parses it, which
+    /// together cost more than the signature itself.
+    issuer: std::sync::Arc<Issuer<'static, KeyPair>>,
 }
 
 /// Facts about a CA certificate, as shown to operators.
@@ -189,7 +193,7 @@ impl CaCert {
 
         // Building the issuer now surfaces subjects rcgen cannot reproduce when the CA is loaded
         // rather than at its first issuance.
-        Issuer::from_ca_cert_der(&cert_der.as_slice().into(), key.key_pair()?)
+        let issuer = Issuer::from_ca_cert_der(&cert_der.as_slice().into(), key.key_pair()?)
             .map_err(|e| PkiError::InvalidPem(format!("the CA certificate cannot be used for signing: {e}")))?;
 
         let remaining_path_len = parsed
@@ -200,7 +204,7 @@ impl CaCert {
             .map(|n| u8::try_from(n.max(0)).unwrap_or(u8::MAX));
         let effective = parsed.iter().map(|ca| ca.info.name_constraints.clone()).filter(|nc| !nc.is_empty()).collect();
         let info = parsed.swap_remove(0).info;
-        Ok(Self { cert_der, key, chain_der, info, effective, remaining_path_len })
+        Ok(Self { cert_der, key, chain_der, info, effective, remaining_path_len, issuer: std::sync::Arc::new(issuer) })
     }
 
     /// Issues a subordinate CA valid from `now`. Its path length must be below what this CA
@@ -237,7 +241,7 @@ impl CaCert {
         let key = PrivateKey::generate(spec.key)?;
         let key_pair = key.key_pair()?;
         let params = spec.params(now, (now + spec.validity).min(self.not_after()))?;
-        let cert = params.signed_by(&key_pair, &self.issuer()?)?;
+        let cert = params.signed_by(&key_pair, self.issuer())?;
         self.check_issued(cert.der())?;
         let mut chain = Vec::with_capacity(self.chain_der.len() + 1);
         chain.push(self.cert_der.clone());
@@ -307,9 +311,8 @@ impl CaCert {
     }
 
     /// The rcgen issuer for this CA.
-    pub(crate) fn issuer(&self) -> Result<Issuer<'static, KeyPair>, PkiError> {
-        Issuer::from_ca_cert_der(&self.cert_der.as_slice().into(), self.key.key_pair()?)
-            .map_err(|e| PkiError::InvalidPem(format!("the CA certificate cannot be used for signing: {e}")))
+    pub(crate) fn issuer(&self) -> &Issuer<'static, KeyPair> {
+        &self.issuer
     }
 
     /// Whether a spec would give a subordinate the same common name and organization as this CA,
@@ -570,7 +573,7 @@ mod tests {
         let leaf_key = PrivateKey::generate(KeySpec::EcdsaP256).unwrap();
         let mut params = CertificateParams::new(vec!["leaf.test".to_string()]).unwrap();
         params.is_ca = IsCa::ExplicitNoCa;
-        let leaf = params.signed_by(&leaf_key.key_pair().unwrap(), &root.issuer().unwrap()).unwrap();
+        let leaf = params.signed_by(&leaf_key.key_pair().unwrap(), root.issuer()).unwrap();
         let not_ca = CaCert::from_parts(leaf.der().to_vec(), leaf_key, vec![]).unwrap_err();
         assert!(matches!(&not_ca, PkiError::InvalidPem(m) if m.contains("not a CA")), "{not_ca}");
 
@@ -601,7 +604,7 @@ mod tests {
         let key = PrivateKey::generate(KeySpec::EcdsaP256).unwrap();
         let mut params = spec("Unbounded Inter", None, 365).params(now(), now() + Duration::days(365)).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let cert = params.signed_by(&key.key_pair().unwrap(), &root.issuer().unwrap()).unwrap();
+        let cert = params.signed_by(&key.key_pair().unwrap(), root.issuer()).unwrap();
         let inter = CaCert::from_parts(cert.der().to_vec(), key, vec![root.cert_der().to_vec()]).unwrap();
         assert_eq!(inter.info().path_len, None);
         assert_eq!(inter.remaining_path_len(), Some(0));

@@ -186,7 +186,7 @@ pub fn issue_leaf(ca: &CaCert, req: &LeafRequest<'_>, now: OffsetDateTime) -> Re
         params.custom_extensions.push(CustomExtension::from_oid_content(OID_TLS_FEATURE, MUST_STAPLE_VALUE.to_vec()));
     }
 
-    let cert = params.signed_by(&public_key, &ca.issuer()?)?;
+    let cert = params.signed_by(&public_key, ca.issuer())?;
     let der = cert.der().to_vec();
     ca.check_issued(&der)?;
     issued(der, key)
