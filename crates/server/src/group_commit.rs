@@ -12,6 +12,9 @@ use tokio::sync::{mpsc, oneshot};
 
 type Queued<I, O> = (I, oneshot::Sender<O>);
 
+/// Times a writer with a short batch yields to other tasks before writing it.
+const LINGER_YIELDS: usize = 2;
+
 pub struct GroupCommit<I, O> {
     sender: OnceLock<mpsc::Sender<Queued<I, O>>>,
     /// Most items handed to one write.
@@ -57,6 +60,21 @@ where
 {
     let mut queued = Vec::with_capacity(batch);
     while receiver.recv_many(&mut queued, batch).await > 0 {
+        // Before writing a short batch, let the requests already running reach the queue: a
+        // commit costs about the same for one item as for dozens (the same index pages are
+        // written either way), so a moment's wait makes the next ones nearly free.
+        for _ in 0..LINGER_YIELDS {
+            if queued.len() >= batch {
+                break;
+            }
+            tokio::task::yield_now().await;
+            while queued.len() < batch {
+                match receiver.try_recv() {
+                    Ok(item) => queued.push(item),
+                    Err(_) => break,
+                }
+            }
+        }
         let (items, replies): (Vec<_>, Vec<_>) = queued.drain(..).unzip();
         let expected = items.len();
         let results = write(items).await;

@@ -85,7 +85,13 @@ impl SqliteDb {
         )?;
         // WAL lets readers run beside the writer; NORMAL syncs at checkpoints only, which in WAL
         // mode still never corrupts the database (a power cut may lose the last commits).
-        writer.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+        // A multi-row statement inside a transaction keeps a statement journal (the pages it
+        // changed, to undo just that statement); past 64 KiB SQLite spills it to a temporary
+        // file, which a batch of inserts does on every commit. In memory it costs no writes, and
+        // it is dropped when the statement ends.
+        writer.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
+        )?;
         configure(&writer, acquire_timeout)?;
         let readers = (0..readers.max(1))
             .map(|_| {
