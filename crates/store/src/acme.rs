@@ -15,6 +15,9 @@ use crate::issuance::IssuedVersion;
 use crate::sql::{Conn, Sql};
 use crate::{Backend, Result, Store, StoreError, from_micros, opt_time, parse_json, to_json, to_micros};
 
+/// Rows per multi-row INSERT of a batch, well under either backend's limit on bound parameters.
+const ACME_ROWS_PER_INSERT: usize = 64;
+
 macro_rules! status_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal,)* }) => {
         $(#[$meta])*
@@ -469,67 +472,111 @@ impl Store {
 
     /// Creates an order with its authorizations and challenges.
     pub async fn create_acme_order(&self, o: &NewAcmeOrder, now: OffsetDateTime) -> Result<AcmeOrder> {
-        let mut tx = self.begin().await?;
-        let ts = to_micros(now);
-        Sql::new(
-            "INSERT INTO acme_orders (id, account_id, profile_id, status, expires_at, identifiers, not_before, \
-             not_after, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
-        )
-        .arg(&o.id)
-        .arg(&o.account_id)
-        .arg(&o.profile_id)
-        .arg(o.status.as_str())
-        .arg(to_micros(o.expires_at))
-        .arg(to_json(&o.identifiers))
-        .arg(o.not_before.map(to_micros))
-        .arg(o.not_after.map(to_micros))
-        .arg(ts)
-        .execute(&mut tx.conn())
-        .await?;
-        for (n, a) in o.authzs.iter().enumerate() {
-            // Authorizations keep identifier order through their creation times.
-            let at = ts + n as i64;
-            Sql::new(
-                "INSERT INTO acme_authorizations (id, order_id, account_id, identifier_type, identifier_value, \
-                 wildcard, status, expires_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
-            )
-            .arg(&a.id)
-            .arg(&o.id)
-            .arg(&o.account_id)
-            .arg(&a.identifier.kind)
-            .arg(&a.identifier.value)
-            .arg(a.wildcard)
-            .arg(a.status.as_str())
-            .arg(to_micros(a.expires_at))
-            .arg(at)
-            .execute(&mut tx.conn())
-            .await?;
-            for (m, ch) in a.challenges.iter().enumerate() {
-                Sql::new(
-                    "INSERT INTO acme_challenges (id, authz_id, type, token, status, validated_at, created_at, \
-                     updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
-                )
-                .arg(&ch.id)
-                .arg(&a.id)
-                .arg(&ch.kind)
-                .arg(&ch.token)
-                .arg(ch.status.as_str())
-                .arg(ch.validated_at.map(to_micros))
-                .arg(ts + m as i64)
-                .execute(&mut tx.conn())
-                .await?;
-            }
+        self.create_acme_orders(std::slice::from_ref(o), now).await.pop().expect("one result per order")
+    }
+
+    /// Creates orders with their authorizations and challenges in one transaction (group
+    /// commit), each answered as `create_acme_order` would answer it alone. When the batch fails
+    /// as a whole (one order violating a constraint), each order is retried in a transaction of
+    /// its own so the error lands on the order that caused it.
+    pub async fn create_acme_orders(&self, orders: &[NewAcmeOrder], now: OffsetDateTime) -> Vec<Result<AcmeOrder>> {
+        if orders.len() > 1
+            && let Ok(created) = self.create_orders_batch(orders, now).await
+        {
+            return created.into_iter().map(Ok).collect();
         }
-        let details = json!({"account_id": o.account_id, "identifiers": o.identifiers, "status": o.status});
-        append(
-            &mut tx,
-            &[acme_audit(&acme_actor(&o.account_id), "acme_order_created", "acme_order", &o.id, details)],
-            now,
-        )
-        .await?;
-        let order = fetch_order(&mut tx.conn(), &o.id).await?.expect("the order was just inserted");
+        let mut results = Vec::with_capacity(orders.len());
+        for o in orders {
+            results.push(
+                self.create_orders_batch(std::slice::from_ref(o), now)
+                    .await
+                    .map(|mut one| one.pop().expect("one order per order")),
+            );
+        }
+        results
+    }
+
+    async fn create_orders_batch(&self, orders: &[NewAcmeOrder], now: OffsetDateTime) -> Result<Vec<AcmeOrder>> {
+        let ts = to_micros(now);
+        let mut tx = self.begin().await?;
+        for chunk in orders.chunks(ACME_ROWS_PER_INSERT) {
+            let mut q = Sql::new(
+                "INSERT INTO acme_orders (id, account_id, profile_id, status, expires_at, identifiers, not_before, \
+                 not_after, created_at, updated_at) VALUES ",
+            );
+            for (n, o) in chunk.iter().enumerate() {
+                q.push(if n == 0 { "(" } else { ", (" });
+                q.push_bind(o.id.as_str()).push(", ").push_bind(o.account_id.as_str());
+                q.push(", ").push_bind(o.profile_id.as_str()).push(", ").push_bind(o.status.as_str());
+                q.push(", ").push_bind(to_micros(o.expires_at)).push(", ").push_bind(to_json(&o.identifiers));
+                q.push(", ").push_bind(o.not_before.map(to_micros)).push(", ").push_bind(o.not_after.map(to_micros));
+                q.push(", ").push_bind(ts).push(", ").push_bind(ts).push(")");
+            }
+            q.execute(&mut tx.conn()).await?;
+        }
+        // Authorizations keep identifier order through their creation times, as do an
+        // authorization's challenges.
+        let authzs: Vec<(&NewAcmeOrder, i64, &AcmeAuthz)> =
+            orders.iter().flat_map(|o| o.authzs.iter().enumerate().map(move |(n, a)| (o, ts + n as i64, a))).collect();
+        for chunk in authzs.chunks(ACME_ROWS_PER_INSERT) {
+            let mut q = Sql::new(
+                "INSERT INTO acme_authorizations (id, order_id, account_id, identifier_type, identifier_value, \
+                 wildcard, status, expires_at, created_at, updated_at) VALUES ",
+            );
+            for (n, (o, at, a)) in chunk.iter().enumerate() {
+                q.push(if n == 0 { "(" } else { ", (" });
+                q.push_bind(a.id.as_str()).push(", ").push_bind(o.id.as_str());
+                q.push(", ").push_bind(o.account_id.as_str()).push(", ").push_bind(a.identifier.kind.as_str());
+                q.push(", ").push_bind(a.identifier.value.as_str()).push(", ").push_bind(a.wildcard);
+                q.push(", ").push_bind(a.status.as_str()).push(", ").push_bind(to_micros(a.expires_at));
+                q.push(", ").push_bind(*at).push(", ").push_bind(*at).push(")");
+            }
+            q.execute(&mut tx.conn()).await?;
+        }
+        let challenges: Vec<(&AcmeAuthz, i64, &AcmeChallenge)> = authzs
+            .iter()
+            .flat_map(|(_, _, a)| a.challenges.iter().enumerate().map(move |(m, ch)| (*a, ts + m as i64, ch)))
+            .collect();
+        for chunk in challenges.chunks(ACME_ROWS_PER_INSERT) {
+            let mut q = Sql::new(
+                "INSERT INTO acme_challenges (id, authz_id, type, token, status, validated_at, created_at, \
+                 updated_at) VALUES ",
+            );
+            for (n, (a, at, ch)) in chunk.iter().enumerate() {
+                q.push(if n == 0 { "(" } else { ", (" });
+                q.push_bind(ch.id.as_str()).push(", ").push_bind(a.id.as_str());
+                q.push(", ").push_bind(ch.kind.as_str()).push(", ").push_bind(ch.token.as_str());
+                q.push(", ").push_bind(ch.status.as_str()).push(", ").push_bind(ch.validated_at.map(to_micros));
+                q.push(", ").push_bind(*at).push(", ").push_bind(*at).push(")");
+            }
+            q.execute(&mut tx.conn()).await?;
+        }
+        let audit: Vec<AuditEntry> = orders
+            .iter()
+            .map(|o| {
+                let details = json!({"account_id": o.account_id, "identifiers": o.identifiers, "status": o.status});
+                acme_audit(&acme_actor(&o.account_id), "acme_order_created", "acme_order", &o.id, details)
+            })
+            .collect();
+        append(&mut tx, &audit, now).await?;
         tx.commit().await?;
-        Ok(order)
+        // What a read would return, built from what was written (times at the stored precision).
+        Ok(orders
+            .iter()
+            .map(|o| AcmeOrder {
+                id: o.id.clone(),
+                account_id: o.account_id.clone(),
+                profile_id: o.profile_id.clone(),
+                status: o.status,
+                expires_at: from_micros(to_micros(o.expires_at)),
+                identifiers: o.identifiers.clone(),
+                not_before: o.not_before.map(|t| from_micros(to_micros(t))),
+                not_after: o.not_after.map(|t| from_micros(to_micros(t))),
+                error: None,
+                certificate_id: None,
+                authz_ids: o.authzs.iter().map(|a| a.id.clone()).collect(),
+            })
+            .collect())
     }
 
     pub async fn acme_order(&self, id: &str) -> Result<Option<AcmeOrder>> {
@@ -681,93 +728,119 @@ impl Store {
         tx.commit().await
     }
 
-    /// Files a finalized order's certificate: a managed certificate (source ACME, Active) with
-    /// its one version, and the order `valid` pointing at it, in one transaction. `None` when
-    /// the order is no longer `ready` (another finalize filed first); nothing is written then.
-    pub async fn finish_acme_order(
+    /// Files finalized orders in one transaction (group commit): each order moves from
+    /// `ready` (or `processing`, where a finalize parks it while an external step runs) to
+    /// `valid` with its managed certificate, first version and audit record. Each filing is
+    /// answered with whether it claimed its order: of two finalizes racing, the first claims the
+    /// order and files its certificate, and the other finds it taken and writes nothing. When the
+    /// batch fails as a whole, each filing is retried in a transaction of its own.
+    pub async fn finish_acme_orders(
         &self,
-        i: &AcmeIssuance,
-        actor: &Actor,
+        filings: &[(AcmeIssuance, Actor)],
         now: OffsetDateTime,
-    ) -> Result<Option<AcmeOrder>> {
-        let mut tx = self.begin().await?;
-        let ts = to_micros(now);
-        let b = &i.binding;
-        let v = &i.version;
-        // The order moves on only from `ready` (or `processing`, where a finalize parks it while
-        // an external step runs): of two finalizes racing, the first claims the order and files
-        // its certificate, and the other finds it taken, writes nothing and answers with it.
-        let claimed = Sql::new(
-            "UPDATE acme_orders SET status = 'valid', updated_at = $2 WHERE id = $1 AND status IN ('ready', 'processing')",
-        )
-        .arg(&i.order_id)
-        .arg(ts)
-        .execute(&mut tx.conn())
-        .await?;
-        if claimed == 0 {
-            return Ok(None);
+    ) -> Vec<Result<bool>> {
+        if filings.len() > 1
+            && let Ok(claimed) = self.finish_orders_batch(filings, now).await
+        {
+            return claimed.into_iter().map(Ok).collect();
         }
-        Sql::new(
-            "INSERT INTO managed_certificates (id, name, common_name, sans, environment, owner_id, team_id, issuer_id, \
-             renewal_policy_id, certificate_profile_id, status, expires_at, tags, source, last_renewal_at, created_at, \
-             updated_at) VALUES ($1, $2, $3, $4, '', $5, $6, $7, $8, $9, 'Active', $10, $11, 'ACME', $12, $12, $12)",
-        )
-        .arg(&i.certificate_id)
-        .arg(&i.name)
-        .arg(&i.common_name)
-        .arg(to_json(&i.sans))
-        .arg(&b.owner_id)
-        .arg(&b.team_id)
-        .arg(&b.issuer_id)
-        .arg(&b.renewal_policy_id)
-        .arg(&b.profile_id)
-        .arg(to_micros(v.not_after))
-        .arg(to_json(&serde_json::json!({"acme_order": i.order_id})))
-        .arg(ts)
-        .execute(&mut tx.conn())
-        .await?;
-        Sql::new(
-            "INSERT INTO certificate_versions (id, certificate_id, serial_number, not_before, not_after, \
-             fingerprint_sha256, pem_chain, csr_pem, key_algorithm, key_size, created_at, issuer_ca_id, \
-             sealed_private_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL)",
-        )
-        .arg(&v.id)
-        .arg(&i.certificate_id)
-        .arg(&v.serial_number)
-        .arg(to_micros(v.not_before))
-        .arg(to_micros(v.not_after))
-        .arg(&v.fingerprint_sha256)
-        .arg(&v.pem_chain)
-        .arg(v.csr_pem.clone())
-        .arg(&v.key_algorithm)
-        .arg(v.key_size)
-        .arg(ts)
-        .arg(v.issuer_ca_id.clone())
-        .execute(&mut tx.conn())
-        .await?;
-        // The certificate exists now, so the order may refer to it.
-        Sql::new("UPDATE acme_orders SET certificate_id = $2 WHERE id = $1")
-            .arg(&i.order_id)
-            .arg(&i.certificate_id)
-            .execute(&mut tx.conn())
-            .await?;
-        let details = json!({
-            "acme_order": i.order_id, "version_id": v.id, "serial_number": v.serial_number,
-            "issuer_ca_id": v.issuer_ca_id, "not_after": v.not_after.unix_timestamp(),
-            "fingerprint_sha256": v.fingerprint_sha256, "source": "ACME", "sans": i.sans,
-        });
-        let entry = AuditEntry::new(
-            actor.name.clone(),
-            actor.kind,
-            "certificate_issued",
-            "certificate",
-            &i.certificate_id,
-            details,
-        );
-        append(&mut tx, &[entry], now).await?;
-        let order = fetch_order(&mut tx.conn(), &i.order_id).await?.expect("the order exists");
+        let mut results = Vec::with_capacity(filings.len());
+        for f in filings {
+            results.push(
+                self.finish_orders_batch(std::slice::from_ref(f), now)
+                    .await
+                    .map(|one| one.first().copied().unwrap_or(false)),
+            );
+        }
+        results
+    }
+
+    async fn finish_orders_batch(&self, filings: &[(AcmeIssuance, Actor)], now: OffsetDateTime) -> Result<Vec<bool>> {
+        let ts = to_micros(now);
+        let mut tx = self.begin().await?;
+        let mut q = Sql::new("UPDATE acme_orders SET status = 'valid', updated_at = ");
+        q.push_bind(ts).push(" WHERE status IN ('ready', 'processing') AND id IN (");
+        q.push_list(filings.iter().map(|(i, _)| i.order_id.as_str())).push(") RETURNING id");
+        let claimed_ids: Vec<(String,)> = q.fetch_all(&mut tx.conn()).await?;
+        let mut unclaimed: std::collections::HashSet<&str> = claimed_ids.iter().map(|(id,)| id.as_str()).collect();
+        // An order named twice in one batch is claimed by its first filing only.
+        let claimed: Vec<bool> = filings.iter().map(|(i, _)| unclaimed.remove(i.order_id.as_str())).collect();
+        let won: Vec<&(AcmeIssuance, Actor)> =
+            filings.iter().zip(&claimed).filter(|(_, c)| **c).map(|(f, _)| f).collect();
+        if won.is_empty() {
+            tx.commit().await?;
+            return Ok(claimed);
+        }
+        for chunk in won.chunks(ACME_ROWS_PER_INSERT) {
+            let mut q = Sql::new(
+                "INSERT INTO managed_certificates (id, name, common_name, sans, environment, owner_id, team_id, \
+                 issuer_id, renewal_policy_id, certificate_profile_id, status, expires_at, tags, source, \
+                 last_renewal_at, created_at, updated_at) VALUES ",
+            );
+            for (n, (i, _)) in chunk.iter().enumerate() {
+                let b = &i.binding;
+                q.push(if n == 0 { "(" } else { ", (" });
+                q.push_bind(i.certificate_id.as_str()).push(", ").push_bind(i.name.as_str());
+                q.push(", ").push_bind(i.common_name.as_str()).push(", ").push_bind(to_json(&i.sans));
+                q.push(", '', ").push_bind(b.owner_id.as_str()).push(", ").push_bind(b.team_id.as_str());
+                q.push(", ").push_bind(b.issuer_id.as_str()).push(", ").push_bind(b.renewal_policy_id.as_str());
+                q.push(", ").push_bind(b.profile_id.as_str()).push(", 'Active', ");
+                q.push_bind(to_micros(i.version.not_after)).push(", ");
+                q.push_bind(to_json(&serde_json::json!({"acme_order": i.order_id}))).push(", 'ACME', ");
+                q.push_bind(ts).push(", ").push_bind(ts).push(", ").push_bind(ts).push(")");
+            }
+            q.execute(&mut tx.conn()).await?;
+        }
+        for chunk in won.chunks(ACME_ROWS_PER_INSERT) {
+            let mut q = Sql::new(
+                "INSERT INTO certificate_versions (id, certificate_id, serial_number, not_before, not_after, \
+                 fingerprint_sha256, pem_chain, csr_pem, key_algorithm, key_size, created_at, issuer_ca_id, \
+                 sealed_private_key) VALUES ",
+            );
+            for (n, (i, _)) in chunk.iter().enumerate() {
+                let v = &i.version;
+                q.push(if n == 0 { "(" } else { ", (" });
+                q.push_bind(v.id.as_str()).push(", ").push_bind(i.certificate_id.as_str());
+                q.push(", ").push_bind(v.serial_number.as_str()).push(", ").push_bind(to_micros(v.not_before));
+                q.push(", ").push_bind(to_micros(v.not_after)).push(", ").push_bind(v.fingerprint_sha256.as_str());
+                q.push(", ").push_bind(v.pem_chain.as_str()).push(", ").push_bind(v.csr_pem.clone());
+                q.push(", ").push_bind(v.key_algorithm.as_str()).push(", ").push_bind(v.key_size);
+                q.push(", ").push_bind(ts).push(", ").push_bind(v.issuer_ca_id.clone()).push(", NULL)");
+            }
+            q.execute(&mut tx.conn()).await?;
+        }
+        // The certificates exist now, so the orders may refer to them.
+        for chunk in won.chunks(ACME_ROWS_PER_INSERT) {
+            let mut q = Sql::new("WITH f (oid, cid) AS (VALUES ");
+            for (n, (i, _)) in chunk.iter().enumerate() {
+                q.push(if n == 0 { "(" } else { ", (" });
+                q.push_bind(i.order_id.as_str()).push(", ").push_bind(i.certificate_id.as_str()).push(")");
+            }
+            q.push(") UPDATE acme_orders SET certificate_id = f.cid FROM f WHERE acme_orders.id = f.oid");
+            q.execute(&mut tx.conn()).await?;
+        }
+        let audit: Vec<AuditEntry> = won
+            .iter()
+            .map(|(i, actor)| {
+                let v = &i.version;
+                let details = json!({
+                    "acme_order": i.order_id, "version_id": v.id, "serial_number": v.serial_number,
+                    "issuer_ca_id": v.issuer_ca_id, "not_after": v.not_after.unix_timestamp(),
+                    "fingerprint_sha256": v.fingerprint_sha256, "source": "ACME", "sans": i.sans,
+                });
+                AuditEntry::new(
+                    actor.name.clone(),
+                    actor.kind,
+                    "certificate_issued",
+                    "certificate",
+                    &i.certificate_id,
+                    details,
+                )
+            })
+            .collect();
+        append(&mut tx, &audit, now).await?;
         tx.commit().await?;
-        Ok(Some(order))
+        Ok(claimed)
     }
 
     /// The certificate with this serial, as issued by certctl (any CA).

@@ -174,7 +174,9 @@ pub async fn account(
     if contact.is_none() && status.is_none() {
         return Ok(render(dir, account, StatusCode::OK));
     }
-    let updated = s.store.update_acme_account(&account.id, contact.as_deref(), status, s.clock.now()).await?;
+    let updated = s.store.update_acme_account(&account.id, contact.as_deref(), status, s.clock.now()).await;
+    s.acme.accounts.clear();
+    let updated = updated?;
     Ok(render(dir, &updated, StatusCode::OK))
 }
 
@@ -229,9 +231,12 @@ pub async fn key_change(State(s): State<AppState>, req: ByKid) -> AcmeResult<Res
             location: account_url(&outer.dir, &holder.id),
         });
     }
-    s.store
+    let changed = s
+        .store
         .change_acme_account_key(&account.id, &account.thumbprint, &thumbprint, &new_key.canonical(), s.clock.now())
-        .await?;
+        .await;
+    s.acme.accounts.clear();
+    changed?;
     Ok(render(&outer.dir, &account, StatusCode::OK))
 }
 

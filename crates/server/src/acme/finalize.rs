@@ -192,7 +192,12 @@ async fn issue(
         sans: sans.iter().map(San::to_string).collect(),
         binding: dir.binding.clone(),
     };
-    Ok(s.store.finish_acme_order(&filing, &acme_actor(&order.account_id), now).await?)
+    let filed_certificate = filing.certificate_id.clone();
+    if !s.acme.orders.file(s, filing, acme_actor(&order.account_id)).await? {
+        return Ok(None);
+    }
+    // The order as filed: what finalize read, now valid with its certificate.
+    Ok(Some(AcmeOrder { status: OrderStatus::Valid, certificate_id: Some(filed_certificate), ..order.clone() }))
 }
 
 fn pem_csr(der: &[u8]) -> String {

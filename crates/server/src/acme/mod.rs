@@ -22,6 +22,7 @@ pub mod request;
 pub mod resolve;
 pub mod revoke;
 pub mod tls_alpn01;
+pub mod writes;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -45,6 +46,11 @@ pub struct AcmeRuntime {
     /// (directory, new-nonce). A change to a profile or binding is seen within
     /// [`request::DIRECTORY_CACHE_TTL`].
     pub directories: request::DirectoryCache,
+    /// New orders and finalized orders, written in batches.
+    pub orders: writes::OrderWrites,
+    /// Accounts with their parsed keys, as read moments ago (see
+    /// [`request::ACCOUNT_CACHE_TTL`]).
+    pub accounts: crate::ttl_cache::TtlCache<(certctl_store::AcmeAccount, jws::Jwk)>,
 }
 
 impl Default for AcmeRuntime {
@@ -54,6 +60,8 @@ impl Default for AcmeRuntime {
             nonce_spends: nonce::NonceSpends::default(),
             validations: tokio::sync::Semaphore::new(16),
             directories: request::DirectoryCache::default(),
+            orders: writes::OrderWrites::default(),
+            accounts: crate::ttl_cache::TtlCache::new(request::ACCOUNT_CACHE_TTL),
         }
     }
 }

@@ -282,7 +282,7 @@ pub async fn new_order(State(s): State<AppState>, req: ByKid) -> AcmeResult<Resp
         not_after: body.not_after,
         authzs,
     };
-    let order = s.store.create_acme_order(&new, now).await?;
+    let order = s.acme.orders.create(&s, new).await?;
     Ok(render_order(dir, &order, StatusCode::CREATED))
 }
 

@@ -179,10 +179,8 @@ async fn verify(req: Request, s: &AppState, want: Want) -> AcmeResult<Signed> {
         }
         (Signer::Jwk(jwk), _) => (jwk.clone(), None),
         (Signer::Kid(kid), _) => {
-            let account = account_of_kid(s, &dir, kid).await?;
-            let stored: serde_json::Value = serde_json::from_str(&account.jwk)
-                .map_err(|e| AcmeError::Internal(format!("stored account key does not parse: {e}")))?;
-            (Jwk::parse(&stored)?, Some(account))
+            let (account, jwk) = account_of_kid(s, &dir, kid).await?;
+            (jwk, Some(account))
         }
     };
     jws.verify(&jwk)?;
@@ -191,8 +189,14 @@ async fn verify(req: Request, s: &AppState, want: Want) -> AcmeResult<Signed> {
     Ok(Signed { dir, jwk, account, url: jws.url, payload: jws.payload })
 }
 
-/// The valid account a `kid` names in this directory's profile.
-async fn account_of_kid(s: &AppState, dir: &Directory, kid: &str) -> AcmeResult<AcmeAccount> {
+/// How long an account read for a signed request is reused without reading it again: every
+/// `kid` request names its account, and an issuance is several of them. A deactivation or key
+/// change made through this replica applies at once (it clears the cache); one made through
+/// another replica applies here within this time.
+pub const ACCOUNT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The valid account a `kid` names in this directory's profile, with its parsed key.
+async fn account_of_kid(s: &AppState, dir: &Directory, kid: &str) -> AcmeResult<(AcmeAccount, Jwk)> {
     let external = s.config.external_url.trim_end_matches('/');
     let unknown = || AcmeError::AccountDoesNotExist(format!("no account {kid:?} in this directory"));
     let id = kid
@@ -202,14 +206,24 @@ async fn account_of_kid(s: &AppState, dir: &Directory, kid: &str) -> AcmeResult<
         .map(|(_, id)| id)
         .filter(|id| !id.is_empty() && !id.contains('/'))
         .ok_or_else(unknown)?;
-    let account = s.store.acme_account(id).await?.ok_or_else(unknown)?;
+    let (account, jwk) = match s.acme.accounts.fresh(id) {
+        Some(hit) => hit,
+        None => {
+            let account = s.store.acme_account(id).await?.ok_or_else(unknown)?;
+            let stored: serde_json::Value = serde_json::from_str(&account.jwk)
+                .map_err(|e| AcmeError::Internal(format!("stored account key does not parse: {e}")))?;
+            let jwk = Jwk::parse(&stored)?;
+            s.acme.accounts.insert(id, (account.clone(), jwk.clone()));
+            (account, jwk)
+        }
+    };
     if account.profile_id != dir.profile.id {
         return Err(unknown());
     }
     if account.status != AccountStatus::Valid {
         return Err(AcmeError::Unauthorized(format!("account {kid:?} is {}", account.status.as_str())));
     }
-    Ok(account)
+    Ok((account, jwk))
 }
 
 macro_rules! signed_extractor {

@@ -4,6 +4,7 @@
 
 use axum::body::Body;
 use axum::http::{Request, header};
+use futures::future::join_all;
 use serde_json::json;
 
 use certctl_server::clock::Clock;
@@ -108,6 +109,73 @@ async fn acme_flow_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acme_flow_postgres() {
     flow(Backend::Postgres).await;
+}
+
+/// A burst of clients ordering and finalizing at once: their writes share batches, yet each
+/// client gets its own order (read back as it was answered) and certificate, a finalize racing
+/// another for the same order gets the same one certificate, and the audit chain holds.
+async fn burst(backend: Backend) {
+    let Some(app) = TestApp::on(backend).await else { return };
+    let acme = setup(&app, "burst", "trust_authenticated").await;
+    let mut clients = Vec::new();
+    for _ in 0..12 {
+        let mut c = Client::new(&app, &acme, Key::p256());
+        c.register().await.expect(201, None);
+        clients.push(c);
+    }
+    let names: Vec<String> = (0..clients.len()).map(|i| format!("burst-{i}.example.com")).collect();
+    let names: Vec<[&str; 1]> = names.iter().map(|n| [n.as_str()]).collect();
+
+    let orders = join_all(clients.iter().zip(&names).map(|(c, n)| c.order(n))).await;
+    for r in &orders {
+        r.expect(201, None);
+        assert_eq!(r.json["status"], "ready");
+    }
+    for (c, r) in clients.iter().zip(&orders) {
+        let back = c.post(&local(r.headers["location"].to_str().unwrap()), None).await;
+        back.expect(200, None);
+        assert_eq!(back.json, r.json, "an order reads back as new-order answered it");
+    }
+
+    let finals = join_all(
+        clients
+            .iter()
+            .zip(&orders)
+            .zip(&names)
+            .map(|((c, o), n)| c.finalize(&o.json, n))
+            .chain(std::iter::once(clients[0].finalize(&orders[0].json, &names[0]))),
+    )
+    .await;
+    let mut certificates = std::collections::BTreeSet::new();
+    for r in &finals {
+        r.expect(200, None);
+        assert_eq!(r.json["status"], "valid", "{}", r.json);
+        certificates.insert(r.json["certificate"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(finals[0].json["certificate"], finals[clients.len()].json["certificate"]);
+    assert_eq!(certificates.len(), clients.len(), "one certificate per order");
+    for (c, r) in clients.iter().zip(&orders) {
+        let back = c.post(&local(r.headers["location"].to_str().unwrap()), None).await;
+        assert_eq!(back.json["status"], "valid");
+        assert!(certificates.contains(back.json["certificate"].as_str().unwrap()));
+    }
+
+    let list = app.get("/api/v1/certificates?source=ACME&per_page=50", &app.viewer).await;
+    list.expect(200, None);
+    assert_eq!(list.json["total"], clients.len(), "the racing finalize filed nothing: {}", list.json);
+    let report = app.store.verify_audit_chain().await.unwrap();
+    assert_eq!(report.first_broken, None);
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acme_burst_sqlite() {
+    burst(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acme_burst_postgres() {
+    burst(Backend::Postgres).await;
 }
 
 async fn bad_requests(backend: Backend) {
