@@ -13,7 +13,7 @@ use crate::audit::{AuditEntry, append};
 use crate::common::Actor;
 use crate::issuance::IssuedVersion;
 use crate::sql::{Conn, Sql};
-use crate::{Backend, Result, Store, StoreError, from_micros, opt_time, parse_json, to_json, to_micros};
+use crate::{Backend, Result, Store, StoreError, batch_or_each, from_micros, opt_time, parse_json, to_json, to_micros};
 
 /// Rows per multi-row INSERT of a batch, well under either backend's limit on bound parameters.
 const ACME_ROWS_PER_INSERT: usize = 64;
@@ -471,29 +471,12 @@ impl Store {
     }
 
     /// Creates an order with its authorizations and challenges.
-    pub async fn create_acme_order(&self, o: &NewAcmeOrder, now: OffsetDateTime) -> Result<AcmeOrder> {
-        self.create_acme_orders(std::slice::from_ref(o), now).await.pop().expect("one result per order")
-    }
-
     /// Creates orders with their authorizations and challenges in one transaction (group
-    /// commit), each answered as `create_acme_order` would answer it alone. When the batch fails
-    /// as a whole (one order violating a constraint), each order is retried in a transaction of
-    /// its own so the error lands on the order that caused it.
+    /// commit), each answered as it would be alone. When the batch fails as a whole (one order
+    /// violating a constraint), each order is retried in a transaction of its own so the error
+    /// lands on the order that caused it.
     pub async fn create_acme_orders(&self, orders: &[NewAcmeOrder], now: OffsetDateTime) -> Vec<Result<AcmeOrder>> {
-        if orders.len() > 1
-            && let Ok(created) = self.create_orders_batch(orders, now).await
-        {
-            return created.into_iter().map(Ok).collect();
-        }
-        let mut results = Vec::with_capacity(orders.len());
-        for o in orders {
-            results.push(
-                self.create_orders_batch(std::slice::from_ref(o), now)
-                    .await
-                    .map(|mut one| one.pop().expect("one order per order")),
-            );
-        }
-        results
+        batch_or_each(orders, |batch| self.create_orders_batch(batch, now)).await
     }
 
     async fn create_orders_batch(&self, orders: &[NewAcmeOrder], now: OffsetDateTime) -> Result<Vec<AcmeOrder>> {
@@ -739,20 +722,7 @@ impl Store {
         filings: &[(AcmeIssuance, Actor)],
         now: OffsetDateTime,
     ) -> Vec<Result<bool>> {
-        if filings.len() > 1
-            && let Ok(claimed) = self.finish_orders_batch(filings, now).await
-        {
-            return claimed.into_iter().map(Ok).collect();
-        }
-        let mut results = Vec::with_capacity(filings.len());
-        for f in filings {
-            results.push(
-                self.finish_orders_batch(std::slice::from_ref(f), now)
-                    .await
-                    .map(|one| one.first().copied().unwrap_or(false)),
-            );
-        }
-        results
+        batch_or_each(filings, |batch| self.finish_orders_batch(batch, now)).await
     }
 
     async fn finish_orders_batch(&self, filings: &[(AcmeIssuance, Actor)], now: OffsetDateTime) -> Result<Vec<bool>> {

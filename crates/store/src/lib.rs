@@ -341,6 +341,28 @@ pub(crate) fn opt_time(us: Option<i64>) -> Option<OffsetDateTime> {
 }
 
 /// A new, time-ordered ID with a resource prefix, e.g. `team-0193…`.
+/// Writes `items` as one batch with `write` (one result per item, in order); when the batch
+/// fails as a whole, writes each item alone, so an error lands on the item that caused it.
+pub(crate) async fn batch_or_each<'a, I, O, F, Fut>(items: &'a [I], write: F) -> Vec<Result<O>>
+where
+    F: Fn(&'a [I]) -> Fut,
+    Fut: Future<Output = Result<Vec<O>>>,
+{
+    if items.len() > 1
+        && let Ok(all) = write(items).await
+    {
+        return all.into_iter().map(Ok).collect();
+    }
+    let mut results = Vec::with_capacity(items.len());
+    for item in items {
+        let one = write(std::slice::from_ref(item)).await.and_then(|mut one| {
+            one.pop().ok_or_else(|| StoreError::Engine("a one-item batch returned no result".into()))
+        });
+        results.push(one);
+    }
+    results
+}
+
 pub fn new_id(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::now_v7().simple())
 }
